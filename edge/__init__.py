@@ -1,0 +1,1 @@
+"""The station: sensor drivers, encrypted template cache, durable outbox, MQTT link, workflow."""

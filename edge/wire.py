@@ -1,0 +1,218 @@
+"""The wire contract between stations and the registry: versioned message models and topics.
+
+The registry imports this module and nothing else from `edge`. Models forbid unknown fields so a
+malformed or forged payload fails validation instead of being half-read. Bump WIRE_VERSION (and
+keep the old model) for any change an old peer cannot read; adding an optional field is not one.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+WIRE_VERSION = 1
+TOPIC_ROOT = "fpverify/v1/devices"
+
+# Identifiers travel in topics: keep them to a safe alphabet (no '/', '+', '#').
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+CardNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,32}$")]
+
+
+def _b64decode(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ValueError("not valid base64") from exc
+
+
+# Binary fields (templates) are base64 strings on the wire and bytes in Python.
+B64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_b64decode),
+    PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"),
+]
+
+
+def _utc_aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_utc_aware)]
+
+
+class Outcome(enum.StrEnum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+    NOT_ENROLLED = "not_enrolled"
+    CARD_BLOCKED = "card_blocked"
+    POOR_QUALITY = "poor_quality"
+    SENSOR_ERROR = "sensor_error"
+    DELEGATE_MATCH = "delegate_match"
+
+
+class Purpose(enum.StrEnum):
+    """Where in the patient's path the check happened (the regulation names each desk)."""
+
+    REGISTRATION = "registration"
+    ADMISSION = "admission"
+    BILLING = "billing"
+    PHARMACY = "pharmacy"
+    BEDSIDE = "bedside"
+
+
+class Topics:
+    """MQTT topics of one device. The registry subscribes with wildcards over TOPIC_ROOT."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+        base = f"{TOPIC_ROOT}/{device_id}"
+        self.results = f"{base}/results"
+        self.status = f"{base}/status"
+        self.templates_notify = f"{base}/templates"
+
+    ALL_RESULTS = f"{TOPIC_ROOT}/+/results"
+    ALL_STATUS = f"{TOPIC_ROOT}/+/status"
+
+    @staticmethod
+    def device_of(topic: str) -> str | None:
+        parts = topic.split("/")
+        if len(parts) == 5 and "/".join(parts[:3]) == TOPIC_ROOT:
+            return parts[3]
+        return None
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VerificationResult(_Msg):
+    """One verification at a station, published to Topics.results with QoS 1."""
+
+    kind: Literal["verification_result"] = "verification_result"
+    v: Literal[1] = 1
+    result_id: UUID  # UUIDv7: time-ordered; the registry drops duplicates by it
+    device_id: DeviceId
+    site_id: str = Field(min_length=1, max_length=64)
+    card_number: CardNumber
+    outcome: Outcome
+    purpose: Purpose
+    captured_at: AwareDatetime
+    score: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    finger: int | None = Field(default=None, ge=0, le=10)  # ISO finger position of the matched template
+    delegate_id: str | None = Field(default=None, max_length=64)  # set for delegate_match
+    attempts: int = Field(default=1, ge=0, le=20)
+    quality: int | None = Field(default=None, ge=0, le=100)
+    operator_id: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, max_length=500)  # e.g. the sensor error; never biometric data
+    # Filled by the trust layer (signed results): per-device monotonic counter and signature.
+    counter: int | None = Field(default=None, ge=0)
+    signature: str | None = Field(default=None, max_length=1024)
+
+
+class DeviceStatus(_Msg):
+    """Retained presence message on Topics.status; the broker publishes the 'offline' will."""
+
+    kind: Literal["device_status"] = "device_status"
+    v: Literal[1] = 1
+    device_id: DeviceId
+    state: Literal["online", "offline"]
+    at: AwareDatetime | None = None
+    cache_version: int | None = Field(default=None, ge=0)
+    software_version: str | None = Field(default=None, max_length=32)
+
+
+class TemplatesChanged(_Msg):
+    """Registry -> device on Topics.templates_notify: the feed has reached `version`; pull it."""
+
+    kind: Literal["templates_changed"] = "templates_changed"
+    v: Literal[1] = 1
+    version: int = Field(ge=0)
+
+
+class HolderRole(enum.StrEnum):
+    HOLDER = "holder"
+    DELEGATE = "delegate"
+
+
+class TemplateAdd(_Msg):
+    op: Literal["add"] = "add"
+    version: int = Field(ge=1)
+    template_id: str = Field(min_length=1, max_length=64)
+    card_number: CardNumber
+    role: HolderRole = HolderRole.HOLDER
+    delegate_id: str | None = Field(default=None, max_length=64)
+    valid_until: AwareDatetime | None = None  # delegates have a validity window
+    finger: int = Field(ge=0, le=10)
+    quality: int = Field(ge=0, le=100)
+    template: Annotated[B64Bytes, Field(min_length=8, max_length=65536)]
+
+
+class TemplateRevoke(_Msg):
+    op: Literal["revoke"] = "revoke"
+    version: int = Field(ge=1)
+    template_id: str = Field(min_length=1, max_length=64)
+    card_number: CardNumber
+
+
+class CardStatus(_Msg):
+    op: Literal["card"] = "card"
+    version: int = Field(ge=1)
+    card_number: CardNumber
+    status: Literal["active", "blocked"]
+
+
+TemplateChange = Annotated[TemplateAdd | TemplateRevoke | CardStatus, Field(discriminator="op")]
+
+
+class TemplateFeed(_Msg):
+    """GET /api/v1/devices/{device_id}/templates?since=V: changes after version V, in order."""
+
+    v: Literal[1] = 1
+    since: int = Field(ge=0)
+    version: int = Field(ge=0)  # the feed's version after applying `changes`
+    changes: list[TemplateChange] = Field(default_factory=list, max_length=10000)
+    more: bool = False  # another page follows from `version`
+
+
+class Consent(_Msg):
+    """PIPL separate consent for biometric processing, recorded at enrollment."""
+
+    given_at: AwareDatetime
+    scope: str = Field(min_length=1, max_length=200)
+    witnessed_by: str = Field(min_length=1, max_length=64)  # operator id
+
+
+class EnrolledFinger(_Msg):
+    finger: int = Field(ge=0, le=10)
+    templates: list[Annotated[B64Bytes, Field(min_length=8, max_length=65536)]] = Field(min_length=3, max_length=10)
+    qualities: list[int] = Field(min_length=3, max_length=10)
+
+
+class EnrollmentUpload(_Msg):
+    """Station -> registry over HTTPS: POST /api/v1/enrollments."""
+
+    v: Literal[1] = 1
+    enrollment_id: UUID
+    device_id: DeviceId
+    card_number: CardNumber
+    role: HolderRole = HolderRole.HOLDER
+    delegate_id: str | None = Field(default=None, max_length=64)
+    operator_id: str = Field(min_length=1, max_length=64)
+    consent: Consent
+    fingers: list[EnrolledFinger] = Field(min_length=1, max_length=10)
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schema of every message, for docs/wire/ and for peers written in other languages."""
+    models = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload)
+    return {m.__name__: m.model_json_schema(mode="serialization") for m in models}

@@ -1,0 +1,3 @@
+from fpverify.cli import main
+
+main()
