@@ -1,0 +1,202 @@
+"""`fpverify edge ...` (the station) and `fpverify bench station`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+DEFAULT_CONFIG = os.environ.get("FPVERIFY_EDGE_CONFIG", "/etc/fpverify/edge.toml")
+
+edge_app = typer.Typer(no_args_is_help=True, help="The verification station (desk, pharmacy, ward).")
+
+ConfigOpt = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Station TOML (see firmware_cfg/edge.example.toml)")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _load(config: str):
+    from edge.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _open_station(cfg, **kwargs):
+    from edge.cache import CacheError
+    from edge.config import ConfigError
+    from edge.station import Station
+
+    try:
+        return Station(cfg, **kwargs)
+    except (CacheError, ConfigError) as exc:
+        _fail(str(exc))
+
+
+def _sigterm_exits() -> None:
+    def handler(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@edge_app.command("run")
+def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+    """Run the station: card numbers from the card socket (station.card_socket) or stdin, one per line."""
+    from edge.station import CardSocket, stdin_cards
+    from edge.workflow import ConsoleDisplay
+
+    _setup_logging(verbose)
+    cfg = _load(config)
+    station = _open_station(cfg, display=ConsoleDisplay())
+    _sigterm_exits()
+    station.start()
+    try:
+        if cfg.station.card_socket:
+            sock = CardSocket(cfg.station.card_socket, station.handle_card)
+            logging.getLogger("edge.station").info("waiting for cards on %s", cfg.station.card_socket)
+            try:
+                sock.serve_forever()
+            finally:
+                sock.stop()
+        else:
+            station.run(stdin_cards(sys.stdin))
+            # stdin closed (a one-shot pipe): give the link a moment to hand queued results over
+            if station.link:
+                station.link.wait_drained(10)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        station.stop()
+
+
+@edge_app.command("verify")
+def verify(card: str = typer.Option(..., "--card", help="Card number"), config: str = ConfigOpt,
+           operator: str = typer.Option(None, "--operator", help="Operator id recorded with the result"),
+           wait_s: float = typer.Option(10.0, help="Seconds to wait for the result to reach the broker")) -> None:
+    """One verification (capture from the sensor), printed as JSON; the result stays queued if offline."""
+    from edge.workflow import MESSAGES, ConsoleDisplay, InvalidCard
+
+    _setup_logging(False)
+    cfg = _load(config)
+    station = _open_station(cfg, display=ConsoleDisplay(), sync=False)
+    station.start()
+    try:
+        result = station.verifier.verify(card, operator_id=operator)
+        delivered = station.link.wait_drained(wait_s) if station.link else False
+    except (InvalidCard, RuntimeError) as exc:
+        _fail(str(exc))
+    finally:
+        station.stop()
+    typer.echo(json.dumps({"result": json.loads(result.model_dump_json()), "message": MESSAGES[result.outcome],
+                           "delivered": delivered}, ensure_ascii=False))
+
+
+@edge_app.command("enroll")
+def enroll(card: str = typer.Option(..., "--card"), config: str = ConfigOpt,
+           operator: str = typer.Option(..., "--operator", help="Operator user name at the registry"),
+           fingers: str = typer.Option("2,7", help="ISO finger positions to enroll, e.g. 2,7 (right/left index)"),
+           impressions: int = typer.Option(3, min=3, max=10),
+           delegate: str = typer.Option(None, "--delegate", help="Enroll an authorised delegate with this id"),
+           consent: bool = typer.Option(False, "--consent-given",
+                                        help="The holder gave separate consent to biometric processing")) -> None:
+    """Enrollment mode: operator login, recorded consent, >= 3 impressions per finger, upload."""
+    from edge.enroll import Enroller, EnrollError
+    from edge.workflow import ConsoleDisplay
+
+    _setup_logging(False)
+    cfg = _load(config)
+    if not consent:
+        consent = typer.confirm("Has the card holder given separate consent to fingerprint processing (PIPL)?")
+    if not consent:
+        _fail("no consent: nothing captured, nothing uploaded", code=1)
+    password = typer.prompt(f"Registry password for {operator}", hide_input=True)
+    station = _open_station(cfg, display=ConsoleDisplay(), mqtt=False, sync=False)
+    station.start()
+    try:
+        enroller = Enroller(cfg, station.engine, station.sensor, display=station.verifier.display)
+        enroller.login(operator, password)
+        answer = enroller.enroll(card, [int(f) for f in fingers.split(",")], impressions=impressions,
+                                 delegate_id=delegate)
+    except EnrollError as exc:
+        _fail(str(exc), code=1)
+    finally:
+        station.stop()
+    typer.echo(json.dumps(answer))
+
+
+@edge_app.command("status")
+def status(config: str = ConfigOpt) -> None:
+    """What is in the station's store (opens it read-only in effect: checks, counts, versions)."""
+    from edge.cache import CacheError, Store, parse_key
+    from edge.config import ConfigError
+
+    cfg = _load(config)
+    try:
+        with Store.open(cfg.cache.path, parse_key(cfg.cache.key.read_bytes()), create=False) as store:
+            oldest = store.query("SELECT min(created_at) FROM outbox")[0][0]
+            info = {"device_id": cfg.station.device_id, "site_id": cfg.station.site_id,
+                    "cache": str(cfg.cache.path), "schema_version": store.schema_version(),
+                    "feed_version": store.feed_version(), **store.counts(), "oldest_pending": oldest,
+                    "mqtt": f"{cfg.mqtt.host}:{cfg.mqtt.port} (MQTT {cfg.mqtt.version})" if cfg.mqtt.host else None,
+                    "registry": cfg.registry.url}
+    except (CacheError, ConfigError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(info, indent=2))
+
+
+@edge_app.command("wipe")
+def wipe(config: str = ConfigOpt, yes: bool = typer.Option(False, "--yes", help="Do not ask")) -> None:
+    """Destroy the station's store (templates and any unsent results). No key needed."""
+    from edge.cache import wipe as wipe_store
+
+    cfg = _load(config)
+    if not yes and not typer.confirm(f"Overwrite and delete {cfg.cache.path} (unsent results are lost)?"):
+        raise typer.Exit(1)
+    wiped = wipe_store(cfg.cache.path)
+    typer.echo(json.dumps({"wiped": [str(p) for p in wiped]}))
+
+
+@edge_app.command("keygen")
+def keygen(out: Path = typer.Option(..., "--out", help="Key file to create (mode 600); refuses to overwrite")) -> None:
+    """Create a random 32-byte cache key (hex). Or: systemd-creds encrypt it for LoadCredentialEncrypted=."""
+    from edge.cache import new_key
+
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _fail(f"{out} exists; refusing to overwrite a key (its cache would become unreadable)")
+    with os.fdopen(fd, "w") as f:
+        f.write(new_key().hex() + "\n")
+    typer.echo(str(out))
+
+
+def bench_station(out: Path = typer.Option(..., "--out", help="Folder for results.json and report.md"),
+                  probes: int = typer.Option(30, help="Verifications to time"),
+                  templates_per_card: int = typer.Option(6, help="Enrolled templates of the card holder"),
+                  packet_size: int = typer.Option(128, help="Sensor packet size (32/64/128/256)")) -> None:
+    """Median time from image in memory to result durable in the outbox, vs the UART transfer."""
+    from edge.bench import run_station_bench
+
+    res = run_station_bench(out, probes=probes, templates_per_card=templates_per_card, packet_size=packet_size)
+    typer.echo(json.dumps(res, indent=2))
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.add_typer(edge_app, name="edge")
+    bench.command("station")(bench_station)

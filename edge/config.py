@@ -1,0 +1,161 @@
+"""Station settings: one TOML file (see firmware_cfg/edge.example.toml), validated by pydantic.
+
+Secrets (the cache key, the device token, the MQTT password) are never in the TOML itself: each is
+read from a root-only file or from a systemd credential ($CREDENTIALS_DIRECTORY/<name>, set up by
+LoadCredential= in the unit), so the config file can be world-readable.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.wire import DeviceId, Purpose
+
+
+class ConfigError(Exception):
+    """The config file or a secret it names is missing or malformed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Secret(_Section):
+    """Where a secret lives: a systemd credential name (preferred) or a file; the first found wins."""
+
+    credential: str | None = None
+    file: Path | None = None
+
+    def configured(self) -> bool:
+        return bool(self.credential or self.file)
+
+    def path(self) -> Path:
+        if self.credential:
+            cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+            if cred_dir and (Path(cred_dir) / self.credential).is_file():
+                return Path(cred_dir) / self.credential
+        if self.file:
+            return self.file
+        where = f"credential {self.credential!r}" if self.credential else "no credential or file configured"
+        raise ConfigError(f"secret not found: {where} ($CREDENTIALS_DIRECTORY is "
+                          f"{os.environ.get('CREDENTIALS_DIRECTORY', 'unset')})")
+
+    def read_bytes(self, private: bool = True) -> bytes:
+        path = self.path()
+        try:
+            st = path.stat()
+            if private and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConfigError(f"secret file {path} is accessible to group/others: chmod 600 it")
+            return path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {path}: {exc.strerror or exc}") from exc
+
+    def read_text(self, private: bool = True) -> str:
+        return self.read_bytes(private).decode("utf-8").strip()
+
+
+class StationSection(_Section):
+    device_id: DeviceId
+    site_id: str = Field(min_length=1, max_length=64)
+    purpose: Purpose = Purpose.REGISTRATION
+    threshold: str = "fmr_1e-4"  # a key of matcher.THRESHOLDS: the operating point
+    min_quality: int = Field(default=40, ge=0, le=100)  # below this the patient is asked to press again
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    capture_wait_s: float = Field(default=10.0, gt=0, le=120)
+    card_socket: Path | None = None  # unix socket a card reader service writes card numbers to; else stdin
+    history_days: int = Field(default=90, ge=1)  # how long acknowledged result ids are kept
+
+
+class SensorSection(_Section):
+    port: str = "/dev/fpsensor"
+    baud: int = Field(default=57600, ge=9600, le=115200)
+    address: int = Field(default=0xFFFFFFFF, ge=0, le=0xFFFFFFFF)
+    password: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    timeout_s: float = Field(default=3.0, gt=0, le=30)
+    packet_size: Literal[32, 64, 128, 256] = 128
+
+
+class CacheSection(_Section):
+    path: Path = Path("/var/lib/fpverify/station.db")
+    key: Secret = Field(default_factory=lambda: Secret(credential="fpverify-cache-key",
+                                                       file=Path("/etc/fpverify/cache.key")))
+
+
+class RegistrySection(_Section):
+    url: str | None = None  # https://registry.example.org ; None: no template sync (offline only)
+    device_token: Secret = Field(default_factory=lambda: Secret(credential="fpverify-device-token"))
+    ca_file: Path | None = None  # private CA of the registry; None: the system trust store
+    sync_interval_s: float = Field(default=300.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    page_limit: int = Field(default=500, ge=1, le=10000)
+
+
+class MqttSection(_Section):
+    host: str | None = None  # None: no MQTT (results stay in the outbox)
+    port: int = Field(default=8883, ge=1, le=65535)
+    version: Literal["5", "3.1.1"] = "5"
+    ca_file: Path | None = None  # setting it turns TLS on
+    cert_file: Path | None = None  # client certificate (mutual TLS)
+    key_file: Path | None = None
+    username: str | None = None
+    password: Secret = Field(default_factory=Secret)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    window: int = Field(default=20, ge=1, le=1000)  # results in flight (awaiting PUBACK) at once
+    resend_after_s: float = Field(default=60.0, gt=0)  # republish an unacknowledged result after this
+
+    @model_validator(mode="after")
+    def _cert_pair(self) -> MqttSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("mqtt.cert_file and mqtt.key_file go together")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("a client certificate needs TLS: set mqtt.ca_file")
+        return self
+
+
+class EdgeConfig(_Section):
+    station: StationSection
+    sensor: SensorSection = Field(default_factory=SensorSection)
+    cache: CacheSection = Field(default_factory=CacheSection)
+    registry: RegistrySection = Field(default_factory=RegistrySection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+
+
+def load_config(path: str | os.PathLike) -> EdgeConfig:
+    """Read and validate the TOML file; every problem comes back as one ConfigError naming the field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    try:
+        cfg = EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"config {path}: {problems}") from exc
+    # Relative paths are relative to the config file, so a test or a bench can ship a folder.
+    base = path.parent
+    cfg.cache.path = _rel(base, cfg.cache.path)
+    for secret in (cfg.cache.key, cfg.registry.device_token, cfg.mqtt.password):
+        if secret.file is not None:
+            secret.file = _rel(base, secret.file)
+    for sec, names in ((cfg.registry, ("ca_file",)), (cfg.mqtt, ("ca_file", "cert_file", "key_file")),
+                       (cfg.station, ("card_socket",))):
+        for name in names:
+            value = getattr(sec, name)
+            if value is not None:
+                setattr(sec, name, _rel(base, value))
+    return cfg
+
+
+def _rel(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else base / p

@@ -1,0 +1,173 @@
+"""The running station: config -> key -> encrypted store -> sensor, matcher, MQTT link, template sync.
+
+Card numbers arrive from stdin (a USB card reader types the number and Enter) or from a local unix
+socket (one number per line; the station answers each with the result as one JSON line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from edge.cache import Store, parse_key
+from edge.config import EdgeConfig
+from edge.outbox import Outbox
+from edge.wire import VerificationResult
+from edge.workflow import Display, Engine, InvalidCard, Verifier
+
+log = logging.getLogger("edge.station")
+
+SOFTWARE_VERSION = "0.1.0"
+
+
+class Station:
+    def __init__(self, cfg: EdgeConfig, display: Display | None = None, sensor: Any = "auto",
+                 engine: Any = "auto", mqtt: bool = True, sync: bool = True) -> None:
+        self.cfg = cfg
+        key = parse_key(cfg.cache.key.read_bytes())
+        self.store = Store.open(cfg.cache.path, key)  # CacheError: wrong key / damaged; nothing touched
+        del key
+        self.outbox = Outbox(self.store)
+        self.engine_error: str | None = None
+        if engine == "auto":
+            try:
+                engine = Engine(cfg.station.threshold)
+            except (ImportError, AttributeError, ValueError) as exc:
+                # The desk cannot verify, but queued results still drain and templates still sync.
+                self.engine_error = f"matcher unavailable: {exc}"
+                log.error(self.engine_error)
+                engine = None
+        self.engine = engine
+        if sensor == "auto":
+            from edge.sensor.driver import SensorDriver
+
+            s = cfg.sensor
+            sensor = SensorDriver(s.port, baud=s.baud, address=s.address, password=s.password, timeout_s=s.timeout_s)
+        self.sensor = sensor
+        self.link = None
+        self.sync = None
+        if sync and cfg.registry.url:
+            from edge.sync import TemplateSync
+
+            self.sync = TemplateSync(cfg.registry, cfg.station.device_id, self.store,
+                                     cfg.registry.device_token.read_text())
+        if mqtt and cfg.mqtt.host:
+            from edge.mqtt_link import MqttLink
+
+            password = cfg.mqtt.password.read_text() if cfg.mqtt.password.configured() else None
+            self.link = MqttLink(cfg.mqtt, cfg.station.device_id, self.outbox, password=password,
+                                 on_templates_changed=self.sync.notify if self.sync else None,
+                                 cache_version=self.store.feed_version, software_version=SOFTWARE_VERSION)
+        self.verifier = Verifier(cfg.station, self.store, self.outbox, engine, sensor=sensor, display=display,
+                                 on_recorded=self._recorded)
+
+    def _recorded(self, result: VerificationResult) -> None:
+        if self.link:
+            self.link.notify()
+
+    def start(self) -> None:
+        pruned = self.outbox.prune_history(self.cfg.station.history_days)
+        if pruned:
+            log.info("forgot %d acknowledged result ids older than %d days", pruned, self.cfg.station.history_days)
+        if self.sensor is not None and hasattr(self.sensor, "open"):
+            try:
+                self.sensor.open()
+            except Exception as exc:  # the workflow records sensor_error and reconnects per card
+                log.error("sensor not ready: %s", exc)
+        if self.link:
+            self.link.start()
+        if self.sync:
+            self.sync.start()
+
+    def stop(self) -> None:
+        if self.sync:
+            self.sync.stop()
+        if self.link:
+            self.link.stop()
+        if self.sensor is not None and hasattr(self.sensor, "close"):
+            with contextlib.suppress(Exception):
+                self.sensor.close()
+        self.store.close()
+
+    def __enter__(self) -> Station:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def handle_card(self, text: str, operator_id: str | None = None) -> VerificationResult | None:
+        """One card from the reader. Unreadable input is shown and ignored (nothing to record)."""
+        try:
+            return self.verifier.verify(text, operator_id=operator_id)
+        except InvalidCard as exc:
+            self._say(f"Card not read ({exc}); swipe again")
+        except RuntimeError as exc:  # no matcher: nothing was decided, so nothing is recorded
+            log.error("%s (%s)", exc, self.engine_error or "")
+            self._say(f"{exc}: check the ID document; call IT")
+        return None
+
+    def _say(self, text: str) -> None:
+        if self.verifier.display:
+            self.verifier.display.prompt(text)
+
+    def run(self, cards: Iterable[str]) -> None:
+        for text in cards:
+            if text.strip():
+                self.handle_card(text)
+
+
+def stdin_cards(stream: IO[str]) -> Iterator[str]:
+    for line in stream:
+        yield line.strip()
+
+
+class CardSocket:
+    """A unix socket for the card-reader service: lines in, one JSON result line out per card."""
+
+    def __init__(self, path: str | os.PathLike, handle: Callable[[str], VerificationResult | None]) -> None:
+        self.path = Path(path)
+        self.handle = handle
+        self._lock = threading.Lock()  # one desk, one finger at a time
+        self._stop = threading.Event()
+        self.sock: socket.socket | None = None
+
+    def serve_forever(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        self.sock.listen(4)
+        self.sock.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rw", encoding="utf-8", newline="\n") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                with self._lock:
+                    result = self.handle(line)
+                f.write((result.model_dump_json() if result else '{"error": "card not read"}') + "\n")
+                f.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.sock:
+            self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()

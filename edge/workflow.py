@@ -1,0 +1,253 @@
+"""Verification at the desk: card number in, finger captured, decision shown, result durable.
+
+card -> card status (blocked?) -> the holder's and valid delegates' templates (none: not enrolled)
+-> capture -> quality gate (up to max_attempts) -> extract -> compare with every template -> decide
+at the configured operating point -> commit to the outbox -> only then show the outcome.
+
+The sensor is anything with capture(wait_s) -> uint8 array raising SensorError (edge.sensor.driver
+.SensorDriver on a station); the matcher is used through its public API only (matcher.extract,
+compare, quality, Template.from_bytes, THRESHOLDS).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.cache import CachedTemplate, Store
+from edge.config import StationSection
+from edge.outbox import Outbox, new_result_id
+from edge.sensor.driver import NoFinger, SensorError
+from edge.wire import HolderRole, Outcome, VerificationResult
+
+log = logging.getLogger("edge.workflow")
+
+CARD_RE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
+
+MESSAGES = {
+    Outcome.MATCH: "verified",
+    Outcome.DELEGATE_MATCH: "verified: authorised delegate of the card holder (代取药)",
+    Outcome.NO_MATCH: "NOT this card's holder: retain the card and call the insurance office",
+    Outcome.NOT_ENROLLED: "card holder not enrolled: check the ID document; offer enrollment",
+    Outcome.CARD_BLOCKED: "card blocked: retain the card and call the insurance office",
+    Outcome.POOR_QUALITY: "fingerprint not readable: check the ID document instead",
+    Outcome.SENSOR_ERROR: "fingerprint sensor problem: check the ID document; call IT if it persists",
+}
+
+
+class Sensor(Protocol):
+    def capture(self, wait_s: float = 10.0) -> np.ndarray: ...
+    def reconnect(self) -> None: ...
+
+
+class Display(Protocol):
+    def prompt(self, text: str) -> None: ...
+    def outcome(self, result: VerificationResult, message: str) -> None: ...
+
+
+class ConsoleDisplay:
+    """The desk's screen: a terminal. Shows outcomes, never biometric data."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(highlight=False)
+
+    def prompt(self, text: str) -> None:
+        self.console.print(f"[bold]{text}[/bold]")
+
+    def outcome(self, result: VerificationResult, message: str) -> None:
+        ok = result.outcome in (Outcome.MATCH, Outcome.DELEGATE_MATCH)
+        colour = "green" if ok else "red" if result.outcome in (Outcome.NO_MATCH, Outcome.CARD_BLOCKED) else "yellow"
+        self.console.print(f"[{colour} bold]{result.card_number}: {message}[/]")
+
+
+class InvalidCard(ValueError):
+    """The card reader delivered something that is not a card number."""
+
+
+def normalise_card(text: str) -> str:
+    card = text.strip()
+    if not CARD_RE.match(card):
+        raise InvalidCard(f"not a card number: {len(card)} characters; 4-32 letters, digits or '-' expected")
+    return card
+
+
+class Engine:
+    """The matcher's public API plus a parsed-template cache (parsing is per template, not per check)."""
+
+    def __init__(self, threshold_name: str, matcher_module: Any = None, parsed_cache: int = 20000) -> None:
+        if matcher_module is None:
+            import matcher as matcher_module
+        self.m = matcher_module
+        thresholds = getattr(self.m, "THRESHOLDS", {})
+        if threshold_name not in thresholds:
+            raise ValueError(f"unknown operating point {threshold_name!r}; matcher.THRESHOLDS has "
+                             f"{sorted(thresholds)}")
+        self.threshold_name = threshold_name
+        self.threshold = float(thresholds[threshold_name])
+        self._parsed: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
+        self._parsed_max = parsed_cache
+
+    def quality(self, image: np.ndarray):
+        return self.m.quality(image)
+
+    def extract(self, image: np.ndarray):
+        return self.m.extract(image)
+
+    def parse(self, t: CachedTemplate):
+        hit = self._parsed.get(t.template_id)
+        if hit is not None and hit[0] == t.template:
+            self._parsed.move_to_end(t.template_id)
+            return hit[1]
+        parsed = self.m.Template.from_bytes(t.template)
+        self._parsed[t.template_id] = (t.template, parsed)
+        if len(self._parsed) > self._parsed_max:
+            self._parsed.popitem(last=False)
+        return parsed
+
+    def compare(self, a, b) -> float:
+        return float(self.m.compare(a, b))
+
+
+@dataclass
+class Decision:
+    outcome: Outcome
+    score: float | None = None
+    finger: int | None = None
+    delegate_id: str | None = None
+    detail: str | None = None
+
+
+class Verifier:
+    def __init__(self, cfg: StationSection, store: Store, outbox: Outbox, engine: Engine | None,
+                 sensor: Sensor | None = None, display: Display | None = None,
+                 on_recorded: Callable[[VerificationResult], None] | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.outbox = outbox
+        self.engine = engine
+        self.sensor = sensor
+        self.display = display
+        self.on_recorded = on_recorded
+
+    # -- entry points --------------------------------------------------------------------------
+    def verify(self, card_text: str, operator_id: str | None = None) -> VerificationResult:
+        """The whole desk interaction for one card. Raises InvalidCard (nothing recorded) only."""
+        card = normalise_card(card_text)
+        early = self._precheck(card)
+        if early is not None:
+            return self._record(card, early, attempts=0, operator_id=operator_id)
+        if self.sensor is None or self.engine is None:
+            raise RuntimeError("cannot verify: " + ("no sensor configured" if self.sensor is None
+                                                     else "the matcher is unavailable"))
+        templates = self.store.templates_for(card)
+        report = None
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            self._prompt("Place the finger on the sensor" if attempt == 1 else
+                         f"Press again ({', '.join(report.reasons) or 'low quality'})")
+            try:
+                image = self.sensor.capture(self.cfg.capture_wait_s)
+            except NoFinger as exc:
+                return self._record(card, Decision(Outcome.SENSOR_ERROR, detail=f"no finger: {exc}"),
+                                    attempts=attempt, operator_id=operator_id)
+            except SensorError as exc:
+                self._reconnect_sensor()
+                return self._record(card, Decision(Outcome.SENSOR_ERROR, detail=str(exc)[:500]),
+                                    attempts=attempt, operator_id=operator_id)
+            report = self.engine.quality(image)
+            if report.score >= self.cfg.min_quality:
+                decision = self._decide(image, templates)
+                return self._record(card, decision, attempts=attempt, quality=int(report.score),
+                                    operator_id=operator_id)
+        return self._record(card, Decision(Outcome.POOR_QUALITY, detail="; ".join(report.reasons)[:500] or None),
+                            attempts=self.cfg.max_attempts, quality=int(report.score), operator_id=operator_id)
+
+    def verify_image(self, card_text: str, image: np.ndarray, operator_id: str | None = None) -> VerificationResult:
+        """One attempt with an image already in memory (no retries): the bench and bulk tests use it."""
+        card = normalise_card(card_text)
+        early = self._precheck(card)
+        if early is not None:
+            return self._record(card, early, attempts=0, operator_id=operator_id)
+        if self.engine is None:
+            raise RuntimeError("cannot verify: the matcher is unavailable")
+        report = self.engine.quality(image)
+        if report.score < self.cfg.min_quality:
+            return self._record(card, Decision(Outcome.POOR_QUALITY, detail="; ".join(report.reasons)[:500] or None),
+                                attempts=1, quality=int(report.score), operator_id=operator_id)
+        decision = self._decide(image, self.store.templates_for(card))
+        return self._record(card, decision, attempts=1, quality=int(report.score), operator_id=operator_id)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _precheck(self, card: str) -> Decision | None:
+        if self.store.card_status(card) == "blocked":
+            return Decision(Outcome.CARD_BLOCKED)
+        if not self.store.templates_for(card):
+            return Decision(Outcome.NOT_ENROLLED)
+        return None
+
+    def _decide(self, image: np.ndarray, templates: list[CachedTemplate]) -> Decision:
+        try:
+            probe = self.engine.extract(image)
+        except ValueError as exc:  # the matcher's clear error for an unusable image
+            return Decision(Outcome.POOR_QUALITY, detail=str(exc)[:500])
+        best: dict[HolderRole, tuple[float, CachedTemplate | None]] = {
+            HolderRole.HOLDER: (-1.0, None), HolderRole.DELEGATE: (-1.0, None)}
+        for t in templates:
+            try:
+                score = self.engine.compare(probe, self.engine.parse(t))
+            except ValueError as exc:  # one bad cached template must not hide the others
+                log.warning("skipped unreadable cached template %s: %s", t.template_id, exc)
+                continue
+            if score > best[t.role][0]:
+                best[t.role] = (score, t)
+        threshold = self.engine.threshold
+        h_score, h_t = best[HolderRole.HOLDER]
+        d_score, d_t = best[HolderRole.DELEGATE]
+        if h_t is not None and h_score >= threshold:
+            return Decision(Outcome.MATCH, score=h_score, finger=h_t.finger)
+        if d_t is not None and d_score >= threshold:
+            return Decision(Outcome.DELEGATE_MATCH, score=d_score, finger=d_t.finger, delegate_id=d_t.delegate_id)
+        return Decision(Outcome.NO_MATCH, score=max(h_score, d_score, 0.0))
+
+    def _record(self, card: str, d: Decision, attempts: int, quality: int | None = None,
+                operator_id: str | None = None) -> VerificationResult:
+        result = VerificationResult(
+            result_id=new_result_id(), device_id=self._device_id, site_id=self._site_id, card_number=card,
+            outcome=d.outcome, purpose=self.cfg.purpose, captured_at=datetime.now(UTC),
+            score=None if d.score is None else round(max(d.score, 0.0), 4),
+            threshold=self.engine.threshold if (self.engine and d.score is not None) else None,
+            finger=d.finger, delegate_id=d.delegate_id, attempts=attempts, quality=quality,
+            operator_id=operator_id, detail=d.detail)
+        self.outbox.add(result)  # durable before anyone is told
+        if self.on_recorded:
+            self.on_recorded(result)
+        if self.display:
+            self.display.outcome(result, MESSAGES[result.outcome])
+        log.info("result %s: %s", result.result_id, result.outcome.value)
+        return result
+
+    @property
+    def _device_id(self) -> str:
+        return self.cfg.device_id
+
+    @property
+    def _site_id(self) -> str:
+        return self.cfg.site_id
+
+    def _prompt(self, text: str) -> None:
+        if self.display:
+            self.display.prompt(text)
+
+    def _reconnect_sensor(self) -> None:
+        try:
+            self.sensor.reconnect()
+        except SensorError as exc:
+            log.warning("sensor reconnect failed (next capture retries): %s", exc)

@@ -1,0 +1,1 @@
+"""Matcher benchmarks: FVC accuracy (`fpverify bench accuracy`) and speed (`fpverify bench speed`)."""

@@ -1,0 +1,78 @@
+"""FVC-style image sets: `<set>/<finger>_<impression>.png`, resolution per set from the MANIFEST."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+# Resolution of each set (MANIFEST.md); every other set is 500 dpi.
+DPI = {"fvc2002_db2_b": 569, "fvc2004_db3_b": 512}
+FVC_SETS = tuple(
+    f"fvc{year}_db{db}_b" for year in (2000, 2002, 2004) for db in (1, 2, 3, 4)
+)
+SENSOR_SHAPE = (288, 256)  # rows x columns of a ZFM/R307 image
+_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
+
+
+def default_root() -> Path:
+    return Path("..") / "shared" / "datasets"
+
+
+def dpi_of(name: str) -> int:
+    return DPI.get(name, 500)
+
+
+def available_sets(root: Path) -> list[str]:
+    return [s for s in FVC_SETS if (root / s).is_dir()]
+
+
+def load_set(root: Path, name: str) -> dict[tuple[int, int], np.ndarray]:
+    """{(finger, impression): uint8 image}, sorted by finger then impression."""
+    from PIL import Image
+
+    folder = root / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset {name!r} not found under {root}")
+    out: dict[tuple[int, int], np.ndarray] = {}
+    for path in sorted(folder.iterdir()):
+        m = _NAME.match(path.name)
+        if m:
+            with Image.open(path) as im:
+                out[(int(m.group(1)), int(m.group(2)))] = np.asarray(im.convert("L"))
+    if not out:
+        raise FileNotFoundError(f"no <finger>_<impression>.png files in {folder}")
+    return dict(sorted(out.items()))
+
+
+def finger_centre(image: np.ndarray) -> tuple[int, int]:
+    """Centre (row, col) of the ridge area: where local contrast is high."""
+    import cv2
+
+    img = image.astype(np.float32)
+    mean = cv2.blur(img, (15, 15))
+    var = cv2.blur(img * img, (15, 15)) - mean * mean
+    fg = var > max(0.25 * float(np.percentile(var, 95)), 1.0)
+    if not fg.any():
+        return image.shape[0] // 2, image.shape[1] // 2
+    rows, cols = np.nonzero(fg)
+    return int(np.median(rows)), int(np.median(cols))
+
+
+def to_sensor(image: np.ndarray, dpi: int) -> np.ndarray:
+    """What a 500-dpi ZFM/R307 sensor would send: 256x288 around the finger, 4 bits per pixel."""
+    import cv2
+
+    img = image
+    if dpi != 500:
+        scale = 500.0 / dpi
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = SENSOR_SHAPE
+    cy, cx = finger_centre(img)
+    canvas = np.full((h, w), 255, np.uint8)  # no finger: white, like a clean platen
+    top, left = cy - h // 2, cx - w // 2
+    sy0, sx0 = max(0, top), max(0, left)
+    sy1, sx1 = min(img.shape[0], top + h), min(img.shape[1], left + w)
+    canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = img[sy0:sy1, sx0:sx1]
+    return ((canvas >> 4) * 17).astype(np.uint8)  # 4-bit values scaled back to 0..255

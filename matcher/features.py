@@ -1,0 +1,166 @@
+# STATUS: usable
+"""Minutiae extraction pipeline: image -> Features.
+
+Stages (one module each): validate -> resize to 500 dpi -> normalisation -> segmentation ->
+orientation -> frequency -> enhancement -> minutiae (binarise, thin, clean, detect, filter).
+
+Angle convention of the output (ISO 19794-2): counter-clockwise from the x axis with image y
+pointing down, i.e. angle = atan2(-dy, dx). A ridge ending points into its ridge (away from
+the free end); a bifurcation points between its two branches (away from the stem), so the
+two kinds agree when pressure turns one into the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from matcher.enhancement import enhance
+from matcher.frequency import estimate_period, pixel_period
+from matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
+from matcher.normalisation import normalise_contrast, to_uint8
+from matcher.orientation import estimate_orientation, structure_tensor, upsample_blocks
+from matcher.params import ExtractionParams
+from matcher.segmentation import segment
+from matcher.validate import to_target_dpi, validate_image
+
+Debug = Callable[[str, np.ndarray], None]
+STAGES = ("normalised", "mask", "orientation", "frequency", "enhanced", "binary", "skeleton", "minutiae")
+
+
+@dataclass(frozen=True)
+class Features:
+    minutiae: np.ndarray  # (N, 5) float32: x, y, angle (ISO, [0, 2pi)), quality [0, 1], type
+    mask: np.ndarray  # bool (H // mask_block, W // mask_block)
+    mask_block: int
+    shape: tuple[int, int]  # (H, W) of the 500-dpi image
+    orientation: np.ndarray  # float32 (radians, ISO, [0, pi)) on the mask grid, NaN off-finger
+    ridge_period: float  # median ridge period, pixels
+
+
+def _crop_box(mask: np.ndarray, align: int, margin: int) -> tuple[int, int, int, int]:
+    """Bounding box of the mask plus a margin, origin aligned to ``align`` pixels."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    y0 = max(0, (int(ys.min()) - margin) // align * align)
+    x0 = max(0, (int(xs.min()) - margin) // align * align)
+    y1 = min(h, int(ys.max()) + margin + 1)
+    x1 = min(w, int(xs.max()) + margin + 1)
+    return y0, y1, x0, x1
+
+
+def _orientation_image(base: np.ndarray, angles: np.ndarray, mask: np.ndarray, block: int) -> np.ndarray:
+    """Debug rendering: a short line per finger block over the normalised image."""
+    out = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+    half = block * 0.45
+    for i, j in zip(*np.nonzero(mask), strict=True):
+        cy, cx = i * block + block / 2, j * block + block / 2
+        dx, dy = np.cos(angles[i, j]) * half, np.sin(angles[i, j]) * half
+        cv2.line(out, (int(cx - dx), int(cy - dy)), (int(cx + dx), int(cy + dy)), (0, 0, 255), 1)
+    return out
+
+
+def _minutiae_image(base: np.ndarray, x, y, angle, kind) -> np.ndarray:
+    out = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+    for xi, yi, a, k in zip(x, y, angle, kind, strict=True):
+        colour = (0, 0, 255) if k == 1 else (255, 0, 0) if k == 2 else (0, 160, 0)
+        p = (int(round(xi)), int(round(yi)))
+        cv2.circle(out, p, 4, colour, 1)
+        cv2.line(out, p, (int(round(xi + 10 * np.cos(a))), int(round(yi + 10 * np.sin(a)))), colour, 1)
+    return out
+
+
+def _empty(shape: tuple[int, int], params: ExtractionParams, blocks: np.ndarray, period: float) -> Features:
+    return Features(
+        minutiae=np.zeros((0, 5), np.float32),
+        mask=blocks,
+        mask_block=params.block,
+        shape=shape,
+        orientation=np.full(blocks.shape, np.nan, np.float32),
+        ridge_period=period,
+    )
+
+
+def extract_features(
+    image: np.ndarray,
+    dpi: int = 500,
+    params: ExtractionParams | None = None,
+    debug: Debug | None = None,
+) -> Features:
+    """Extract minutiae and context from a greyscale fingerprint image.
+
+    Raises ValueError for unusable input (see matcher.validate). An image without a
+    recognisable finger area yields Features with no minutiae and an empty mask.
+    """
+    params = params or ExtractionParams()
+    img = to_target_dpi(validate_image(image, dpi, params), dpi, params)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    b = params.block
+
+    norm = normalise_contrast(img, params)
+    if debug:
+        debug("normalised", to_uint8(norm, -3, 3))
+    tensor = structure_tensor(img.astype(np.float32), params)
+    seg = segment(tensor, shape, params)
+    if debug:
+        debug("mask", seg.pixels.astype(np.uint8) * 255)
+    if not seg.pixels.any():
+        return _empty(shape, params, seg.blocks, params.period_default)
+
+    field = estimate_orientation(tensor, seg.blocks, params)
+    block_angles = field.angles()
+    if debug:
+        debug("orientation", _orientation_image(to_uint8(norm, -3, 3), block_angles, seg.blocks, b))
+
+    # everything after this works on the finger's bounding box only
+    y0, y1, x0, x1 = _crop_box(seg.pixels, align=max(b, params.freq_step), margin=8)
+    mask = seg.pixels[y0:y1, x0:x1]
+    normc = norm[y0:y1, x0:x1]
+    cshape = (y1 - y0, x1 - x0)
+    angles = field.pixel_angles(shape, b)[y0:y1, x0:x1]
+    coherence_px = upsample_blocks(field.coherence, shape, b)[y0:y1, x0:x1]
+
+    period = estimate_period(normc, mask, params)
+    periods = pixel_period(period, cshape, params)
+    if debug:
+        full = np.zeros(shape, np.float32)
+        full[y0:y1, x0:x1] = periods * mask
+        debug("frequency", to_uint8(full, 0, params.period_max))
+
+    enhanced = enhance(normc, angles, periods, mask, params)
+    binary = binarise(enhanced, mask)
+    skeleton = clean_skeleton(thin(binary), angles, params)
+    m = extract_minutiae(skeleton, mask, angles, coherence_px, period.median, params)
+    if debug:
+        for name, arr, lo, hi in (
+            ("enhanced", -enhanced, -2.0, 2.0),
+            ("binary", binary.astype(np.float32), 0, 1),
+            ("skeleton", skeleton.astype(np.float32), 0, 1),
+        ):
+            full = np.zeros(shape, np.float32) + (lo if name == "enhanced" else 0)
+            full[y0:y1, x0:x1] = arr
+            debug(name, to_uint8(full, lo, hi))
+        debug("minutiae", _minutiae_image(to_uint8(norm, -3, 3), m.x + x0, m.y + y0, m.angle, m.kind))
+
+    minutiae = np.stack(
+        [
+            m.x + x0,
+            m.y + y0,
+            np.mod(-m.angle, 2 * np.pi),  # image y-down angle -> ISO counter-clockwise
+            m.quality,
+            m.kind.astype(np.float32),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    orientation = np.where(seg.blocks, np.mod(-block_angles, np.pi), np.nan).astype(np.float32)
+    return Features(
+        minutiae=minutiae.reshape(-1, 5),
+        mask=seg.blocks,
+        mask_block=b,
+        shape=shape,
+        orientation=orientation,
+        ridge_period=float(period.median),
+    )

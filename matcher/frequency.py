@@ -1,0 +1,86 @@
+"""Ridge period (inverse frequency) from windowed block spectra."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from matcher.params import ExtractionParams
+
+
+@dataclass(frozen=True)
+class RidgePeriod:
+    grid: np.ndarray  # float32 period map on the frequency grid (params.freq_step pixels per cell)
+    median: float  # median period over the finger
+
+
+@lru_cache(maxsize=8)
+def _spectral_tables(params: ExtractionParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = params.freq_window
+    hann = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    radius = np.sqrt(fx * fx + fy * fy)
+    band = (radius >= 1.0 / params.period_max) & (radius <= 1.0 / params.period_min)
+    for arr in (hann, radius, band):
+        arr.setflags(write=False)
+    return hann, radius.astype(np.float32), band
+
+
+def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: ExtractionParams) -> RidgePeriod:
+    """Power-weighted mean spatial frequency in the ridge band, per window, then smoothed.
+
+    Squared power sharpens the weighting toward the spectral peak, which a 32-point FFT
+    would otherwise quantise coarsely.
+    """
+    n, step = params.freq_window, params.freq_step
+    hann, radius, band = _spectral_tables(params)
+    img = normalised * mask
+    pad = n // 2
+    padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    windows = sliding_window_view(padded, (n, n))[::step, ::step]
+    gh, gw = windows.shape[:2]
+    spec = np.abs(np.fft.rfft2(windows * hann)) ** 2
+    spec = spec.reshape(gh, gw, -1)
+    bandflat = band.ravel()
+    pw = spec[:, :, bandflat] ** 2
+    total = pw.sum(axis=2)
+    freq = (pw * radius.ravel()[bandflat]).sum(axis=2) / np.maximum(total, 1e-12)
+
+    # windows centred on the finger with a clear peak are reliable
+    frac = spec[:, :, bandflat].sum(axis=2) / np.maximum(spec.sum(axis=2), 1e-12)
+    centres = mask[:: step, :: step][:gh, :gw]
+    cm = np.zeros((gh, gw), bool)
+    cm[: centres.shape[0], : centres.shape[1]] = centres
+    reliable = cm & (frac > 0.3) & (total > 0)
+    if reliable.sum() < 3:
+        default = np.full((gh, gw), params.period_default, np.float32)
+        return RidgePeriod(default, params.period_default)
+    period = 1.0 / np.maximum(freq, 1e-6)
+    period = np.clip(period, params.period_min, params.period_max)
+    median = float(np.median(period[reliable]))
+    filled = np.where(reliable, period, median).astype(np.float32)
+    w = reliable.astype(np.float32)
+    s = params.freq_smooth_blocks
+    num = cv2.GaussianBlur(filled * w, (0, 0), s)
+    den = cv2.GaussianBlur(w, (0, 0), s)
+    smooth = np.where(den > 0.05, num / np.maximum(den, 1e-6), median).astype(np.float32)
+    return RidgePeriod(smooth, median)
+
+
+def pixel_period(period: RidgePeriod, shape: tuple[int, int], params: ExtractionParams) -> np.ndarray:
+    """Period per pixel: window centres sit at multiples of the step, so resize with that alignment."""
+    step = params.freq_step
+    gh, gw = period.grid.shape
+    up = cv2.resize(period.grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
+    # grid cell (i, j) is centred at pixel (i*step, j*step); the resize centres it at i*step + step/2
+    off = step // 2
+    up = up[off : off + shape[0], off : off + shape[1]]
+    pad_y, pad_x = shape[0] - up.shape[0], shape[1] - up.shape[1]
+    if pad_y > 0 or pad_x > 0:
+        up = cv2.copyMakeBorder(up, 0, max(pad_y, 0), 0, max(pad_x, 0), cv2.BORDER_REPLICATE)
+    return up

@@ -1,0 +1,70 @@
+"""Foreground (finger) segmentation from block gradient energy and coherence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from matcher.orientation import BlockTensor, upsample_blocks
+from matcher.params import ExtractionParams
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    blocks: np.ndarray  # bool block grid
+    pixels: np.ndarray  # bool pixel mask (image frame excluded)
+    energy: np.ndarray  # float32 block grid, relative gradient energy (for quality)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _largest_component_filled(mask: np.ndarray) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return np.zeros_like(mask, dtype=bool)
+    keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    fg = labels == keep
+    # fill holes: background components that do not touch the border
+    n, labels = cv2.connectedComponents((~fg).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    fg |= ~np.isin(labels, border)
+    return fg
+
+
+def segment(tensor: BlockTensor, shape: tuple[int, int], params: ExtractionParams) -> Segmentation:
+    """Blocks with strong, coherent gradients are finger; then smooth the region.
+
+    Energy is relative to the image's own strong blocks, so the threshold is contrast-free.
+    Coherence rejects sensor noise and background texture, which have energy but no flow.
+    """
+    s = params.seg_smooth_blocks
+    gxx = cv2.GaussianBlur(tensor.gxx, (0, 0), s, borderType=cv2.BORDER_REPLICATE)
+    gyy = cv2.GaussianBlur(tensor.gyy, (0, 0), s, borderType=cv2.BORDER_REPLICATE)
+    gxy = cv2.GaussianBlur(tensor.gxy, (0, 0), s, borderType=cv2.BORDER_REPLICATE)
+    energy = gxx + gyy
+    ref = float(np.percentile(energy, 90))
+    rel = energy / max(ref, 1e-6)
+    coherence = np.hypot(gxx - gyy, 2 * gxy) / np.maximum(energy, 1e-6)
+
+    fg = ((rel > params.seg_energy_rel) & (coherence > params.seg_coherence_min)) | (
+        rel > params.seg_strong_energy_rel
+    )
+    fg8 = fg.astype(np.uint8)
+    fg8 = cv2.morphologyEx(fg8, cv2.MORPH_CLOSE, _disk(params.seg_close_blocks))
+    fg8 = cv2.morphologyEx(fg8, cv2.MORPH_OPEN, _disk(params.seg_open_blocks))
+    blocks = _largest_component_filled(fg8.astype(bool))
+    if blocks.sum() < params.seg_min_area_blocks:
+        blocks = np.zeros_like(blocks)
+
+    # smooth pixel outline: bilinear upsampling of a blurred block mask, then pull in
+    soft = cv2.GaussianBlur(blocks.astype(np.float32), (0, 0), 1.0)
+    pixels = upsample_blocks(soft, shape, params.block) > 0.5
+    if params.seg_erode_px > 0:
+        pixels = cv2.erode(pixels.astype(np.uint8), _disk(params.seg_erode_px)).astype(bool)
+    pixels[0, :] = pixels[-1, :] = False
+    pixels[:, 0] = pixels[:, -1] = False
+    return Segmentation(blocks=blocks, pixels=pixels, energy=rel.astype(np.float32))

@@ -1,0 +1,100 @@
+"""Finger shape, singular points and the orientation field (Sherlock-Monro zero-pole model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES = ("arch", "tented_arch", "left_loop", "right_loop", "whorl")
+# Rough natural frequencies (Wilson et al.): loops dominate, arches are rare.
+CLASS_WEIGHTS = (0.05, 0.05, 0.32, 0.30, 0.28)
+
+
+def finger_mask(shape: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
+    """Float mask (1 inside) of a fingertip silhouette: rounder on top, longer towards the palm.
+
+    Returns the mask and the silhouette's centre (x, y).
+    """
+    h, w = shape
+    cx = w / 2 + rng.uniform(-0.03, 0.03) * w
+    cy = h / 2 + rng.uniform(-0.02, 0.04) * h
+    half_w = rng.uniform(0.40, 0.46) * w
+    top = rng.uniform(0.42, 0.48) * h
+    bottom = rng.uniform(0.58, 0.70) * h
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dy = np.where(yy < cy, (yy - cy) / top, (yy - cy) / bottom)
+    dx = (xx - cx) / half_w
+    r = np.abs(dx) ** 2.3 + np.abs(dy) ** 2.0
+    mask = np.clip((1.0 - r) * 12.0, 0.0, 1.0)  # soft edge a few pixels wide
+    return mask.astype(np.float32), (cx, cy)
+
+
+def singular_points(kind: str, shape: tuple[int, int], centre, rng: np.random.Generator):
+    """Cores and deltas (lists of complex x + iy, image coordinates) for a fingerprint class."""
+    h, w = shape
+    cx, cy = centre
+    j = 1j
+
+    def jitter(sx, sy):
+        return rng.normal(0, sx) + j * rng.normal(0, sy)
+
+    if kind == "arch":
+        return [], []
+    if kind == "tented_arch":
+        core = cx + j * (cy - 0.05 * h) + jitter(0.02 * w, 0.03 * h)
+        delta = core + j * rng.uniform(0.12, 0.18) * h + rng.normal(0, 0.01 * w)
+        return [core], [delta]
+    if kind in ("left_loop", "right_loop"):
+        side = -1 if kind == "left_loop" else 1  # where the delta sits
+        core = cx - side * 0.05 * w + j * (cy - 0.06 * h) + jitter(0.03 * w, 0.04 * h)
+        delta = core + side * rng.uniform(0.22, 0.32) * w + j * rng.uniform(0.26, 0.34) * h
+        return [core], [delta]
+    if kind == "whorl":
+        top = cx + j * (cy - 0.08 * h) + jitter(0.03 * w, 0.03 * h)
+        gap = rng.uniform(0.06, 0.10) * h
+        bottom = top + rng.normal(0, 0.03 * w) + j * gap
+        d1 = cx - rng.uniform(0.26, 0.32) * w + j * (cy + rng.uniform(0.18, 0.26) * h)
+        d2 = cx + rng.uniform(0.26, 0.32) * w + j * (cy + rng.uniform(0.18, 0.26) * h)
+        return [top, bottom], [d1, d2]
+    raise ValueError(f"unknown fingerprint class {kind!r}; one of {CLASSES}")
+
+
+def orientation_field(shape, kind: str, cores, deltas, rng: np.random.Generator) -> np.ndarray:
+    """Ridge orientation in radians [0, pi), measured counter-clockwise from x with y pointing down."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    # work in a y-up frame so angles are counter-clockwise as in ISO 19794-2
+    z = xx - 1j * yy
+    theta = np.zeros(shape)
+    for d in deltas:
+        theta += 0.5 * np.angle(z - (d.real - 1j * d.imag))
+    for c in cores:
+        theta -= 0.5 * np.angle(z - (c.real - 1j * c.imag))
+    if kind == "arch":
+        # ridges bulge upwards in the middle: y = -a(y) * bump(x), orientation = atan(slope)
+        cx = w / 2 + rng.normal(0, 0.03 * w)
+        s = rng.uniform(0.22, 0.30) * w
+        amp = rng.uniform(0.18, 0.30) * h * (0.3 + 0.7 * np.clip(yy / h, 0, 1))
+        slope = amp * 2 * (xx - cx) / s**2 * np.exp(-(((xx - cx) / s) ** 2))
+        theta = np.arctan(-slope)  # y up: bump rises towards the centre
+    # a small global tilt, as fingers are never placed quite straight in the master
+    theta += rng.normal(0, 0.05)
+    return np.mod(theta, np.pi).astype(np.float32)
+
+
+def smooth_noise(shape, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """Zero-mean, unit-ish smooth random field with features about `scale` pixels wide."""
+    import cv2
+
+    h, w = shape
+    gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
+    grid = rng.standard_normal((gh, gw)).astype(np.float32)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def ridge_period(shape, centre, rng: np.random.Generator) -> np.ndarray:
+    """Ridge period in pixels at 500 dpi: ~9-10 px, a bit wider towards the fingertip's lower half."""
+    h, _ = shape
+    base = rng.uniform(8.6, 10.0)
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    trend = 0.8 * np.clip((yy - centre[1]) / (0.5 * h), -1, 1)
+    return np.clip(base + trend + 0.5 * smooth_noise(shape, rng, 120), 7.5, 12.0).astype(np.float32)

@@ -1,0 +1,1 @@
+"""fpverify registry: FastAPI app, SQLAlchemy models, MQTT ingestion, template feed, audit, backups."""

@@ -1,0 +1,66 @@
+"""FastAPI application factory. `create_app()` wires settings, database, duplicate checker and
+(optionally) the MQTT ingest worker, which also publishes template-feed notifications."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from server import dedup
+from server.api.main import api_router
+from server.core.config import Settings, get_settings
+from server.crud.errors import DomainError
+from server.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None, start_ingest: bool = False) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if start_ingest:
+            from server.ingest import IngestWorker
+
+            worker = IngestWorker(db, settings)
+            worker.start()
+            app.state.ingest = worker
+            db.notifier = worker.notifier
+        try:
+            yield
+        finally:
+            worker = app.state.ingest
+            if worker is not None:
+                worker.stop()
+                db.notifier = None
+
+    app = FastAPI(
+        title="fpverify registry",
+        version="1",
+        description="Card holders, enrollments, template feed, verification results, alerts and audit.",
+        openapi_url=f"{settings.api_prefix}/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.ingest = None
+    app.state.duplicate_checker = partial(_check_duplicate, settings.duplicate_threshold)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    app.include_router(api_router, prefix=settings.api_prefix)
+    return app
+
+
+def _check_duplicate(threshold_name: str, s, card_number: str, probes: list[bytes]):
+    return dedup.find_duplicate(s, card_number, probes, threshold_name)

@@ -1,0 +1,1 @@
+"""Settings and security helpers shared by the whole registry."""

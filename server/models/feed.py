@@ -1,0 +1,41 @@
+"""The template feed: a totally ordered log of changes stations apply to their cache."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, String, event, insert
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.models.base import Base, UTCDateTime, utcnow
+
+
+class Counter(Base):
+    """Named counters bumped with UPDATE .. RETURNING, which serialises writers (feed versions)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FeedChange(Base):
+    """op = add | revoke | card. Versions come from Counter 'feed' so they commit in order."""
+
+    __tablename__ = "feed_changes"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    op: Mapped[str] = mapped_column(String(8))
+    card_number: Mapped[str] = mapped_column(String(32))
+    template_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # for op=card
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: every site
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+COUNTERS = ("feed",)
+
+
+@event.listens_for(Counter.__table__, "after_create")
+def _seed_counters(target, connection, **_kw):
+    connection.execute(insert(Counter.__table__), [{"name": n, "value": 0} for n in COUNTERS])

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import matcher
+from matcher.template import Template
+from tests.matcher.synthetic import SHAPE, finger, impression, move
+
+
+@pytest.fixture(scope="module")
+def population():
+    rng = np.random.default_rng(2024)
+    fingers = [finger(rng) for _ in range(12)]
+    return [[impression(rng, f) for _ in range(3)] for f in fingers]
+
+
+def test_genuine_scores_above_impostors(population):
+    gen = [matcher.compare(r[i], r[j]) for r in population for i in range(3) for j in range(3) if i < j]
+    imp = [
+        matcher.compare(a[0], b[1]) for ia, a in enumerate(population) for ib, b in enumerate(population) if ia != ib
+    ]
+    # Noisy impressions (20 % missed, 10 % spurious, 2 px jitter, up to 23 degrees): fully separable.
+    assert min(gen) > max(imp)
+    assert all(0.0 <= s <= 1.0 for s in gen + imp)
+
+
+def test_invariant_to_rotation_and_translation():
+    rng = np.random.default_rng(5)
+    m = finger(rng, n=40, shape=(500, 500))
+    # keep points near the centre so the moved copy stays inside the image
+    m[:, :2] = (m[:, :2] - 250) * 0.6 + 250
+    a = Template(m, (500, 500))
+    base = matcher.compare(a, a)
+    for angle, tx, ty in [(0.3, 20, -15), (-0.5, -30, 10), (0.0, 40, 40)]:
+        b = Template(move(m, angle, tx, ty, shape=(500, 500)), (500, 500))
+        assert matcher.compare(a, b) == pytest.approx(base, rel=0.1)
+
+
+def test_self_score_is_high_and_empty_is_zero(population):
+    t = population[0][0]
+    assert matcher.compare(t, t) > 0.3
+    empty = Template(np.zeros((0, 5)), SHAPE)
+    one = Template(t.minutiae[:1], SHAPE)
+    assert matcher.compare(t, empty) == 0.0
+    assert matcher.compare(empty, t) == 0.0
+    assert matcher.compare(one, t) == 0.0
+
+
+def test_roughly_symmetric(population):
+    for r in population[:4]:
+        ab, ba = matcher.compare(r[0], r[1]), matcher.compare(r[1], r[0])
+        assert ab == pytest.approx(ba, rel=0.05, abs=1e-3)
+
+
+def _load_pairs(datasets_dir, name, fingers=3):
+    from PIL import Image
+
+    imgs = {}
+    for f in range(101, 101 + fingers):
+        for i in (1, 2, 3):
+            imgs[(f, i)] = np.asarray(Image.open(datasets_dir / name / f"{f}_{i}.png").convert("L"))
+    return imgs
+
+
+@pytest.mark.datasets
+def test_real_images_genuine_beats_impostor(datasets_dir):
+    pytest.importorskip("matcher.features")
+    imgs = _load_pairs(datasets_dir, "fvc2002_db1_b")
+    tm = {k: matcher.extract(v, dpi=500) for k, v in imgs.items()}
+    gen = [matcher.compare(tm[(f, 1)], tm[(f, i)]) for f in range(101, 104) for i in (2, 3)]
+    imp = [matcher.compare(tm[(f, 1)], tm[(g, 1)]) for f in range(101, 104) for g in range(101, 104) if f != g]
+    assert np.median(gen) > max(imp)
+    # A template survives its binary form unchanged.
+    t = tm[(101, 1)]
+    assert matcher.compare(Template.from_bytes(t.to_bytes()), tm[(101, 2)]) == matcher.compare(t, tm[(101, 2)])
