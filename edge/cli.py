@@ -186,6 +186,15 @@ def keygen(out: Path = typer.Option(..., "--out", help="Key file to create (mode
     typer.echo(str(out))
 
 
+@edge_app.command("wire-schemas")
+def wire_schemas(out: Path = typer.Option(Path("docs/wire"), "--out", help="Folder for the JSON Schemas")) -> None:
+    """Export the wire contract (edge/wire.py) as JSON Schema files (docs/wire/*.json)."""
+    from edge.wire import write_schemas
+
+    for name in write_schemas(out):
+        typer.echo(str(out / name))
+
+
 def bench_station(out: Path = typer.Option(..., "--out", help="Folder for results.json and report.md"),
                   probes: int = typer.Option(30, help="Verifications to time"),
                   templates_per_card: int = typer.Option(6, help="Enrolled templates of the card holder"),

@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 WIRE_VERSION = 1
 TOPIC_ROOT = "fpverify/v1/devices"
@@ -59,6 +67,11 @@ class Outcome(enum.StrEnum):
     DELEGATE_MATCH = "delegate_match"
 
 
+class HolderRole(enum.StrEnum):
+    HOLDER = "holder"
+    DELEGATE = "delegate"
+
+
 class Purpose(enum.StrEnum):
     """Where in the patient's path the check happened (the regulation names each desk)."""
 
@@ -83,6 +96,11 @@ class Topics:
     ALL_STATUS = f"{TOPIC_ROOT}/+/status"
 
     @staticmethod
+    def shared_results(group: str = "registry") -> str:
+        """MQTT 5 shared subscription: registry replicas split the results between them."""
+        return f"$share/{group}/{Topics.ALL_RESULTS}"
+
+    @staticmethod
     def device_of(topic: str) -> str | None:
         parts = topic.split("/")
         if len(parts) == 5 and "/".join(parts[:3]) == TOPIC_ROOT:
@@ -92,6 +110,11 @@ class Topics:
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_delegate(role: HolderRole, delegate_id: str | None) -> None:
+    if (role == HolderRole.DELEGATE) != (delegate_id is not None):
+        raise ValueError("delegate_id is required for role 'delegate' and must be absent for 'holder'")
 
 
 class VerificationResult(_Msg):
@@ -118,6 +141,12 @@ class VerificationResult(_Msg):
     counter: int | None = Field(default=None, ge=0)
     signature: str | None = Field(default=None, max_length=1024)
 
+    @model_validator(mode="after")
+    def _delegate_named(self) -> VerificationResult:
+        if self.outcome == Outcome.DELEGATE_MATCH and self.delegate_id is None:
+            raise ValueError("a delegate_match names the delegate (delegate_id)")
+        return self
+
 
 class DeviceStatus(_Msg):
     """Retained presence message on Topics.status; the broker publishes the 'offline' will."""
@@ -139,11 +168,6 @@ class TemplatesChanged(_Msg):
     version: int = Field(ge=0)
 
 
-class HolderRole(enum.StrEnum):
-    HOLDER = "holder"
-    DELEGATE = "delegate"
-
-
 class TemplateAdd(_Msg):
     op: Literal["add"] = "add"
     version: int = Field(ge=1)
@@ -155,6 +179,11 @@ class TemplateAdd(_Msg):
     finger: int = Field(ge=0, le=10)
     quality: int = Field(ge=0, le=100)
     template: Annotated[B64Bytes, Field(min_length=8, max_length=65536)]
+
+    @model_validator(mode="after")
+    def _delegate(self) -> TemplateAdd:
+        _check_delegate(self.role, self.delegate_id)
+        return self
 
 
 class TemplateRevoke(_Msg):
@@ -195,7 +224,13 @@ class Consent(_Msg):
 class EnrolledFinger(_Msg):
     finger: int = Field(ge=0, le=10)
     templates: list[Annotated[B64Bytes, Field(min_length=8, max_length=65536)]] = Field(min_length=3, max_length=10)
-    qualities: list[int] = Field(min_length=3, max_length=10)
+    qualities: list[Annotated[int, Field(ge=0, le=100)]] = Field(min_length=3, max_length=10)
+
+    @model_validator(mode="after")
+    def _paired(self) -> EnrolledFinger:
+        if len(self.qualities) != len(self.templates):
+            raise ValueError("one quality per template")
+        return self
 
 
 class EnrollmentUpload(_Msg):
@@ -211,8 +246,42 @@ class EnrollmentUpload(_Msg):
     consent: Consent
     fingers: list[EnrolledFinger] = Field(min_length=1, max_length=10)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> EnrollmentUpload:
+        _check_delegate(self.role, self.delegate_id)
+        positions = [f.finger for f in self.fingers]
+        if len(set(positions)) != len(positions):
+            raise ValueError("each finger position appears once")
+        return self
+
+
+SCHEMA_MODELS = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload)
+
 
 def json_schemas() -> dict[str, dict]:
     """JSON Schema of every message, for docs/wire/ and for peers written in other languages."""
-    models = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload)
-    return {m.__name__: m.model_json_schema(mode="serialization") for m in models}
+    out = {}
+    for m in SCHEMA_MODELS:
+        schema = m.model_json_schema(mode="serialization")
+        schema["$id"] = f"https://fpverify.invalid/wire/v{WIRE_VERSION}/{m.__name__}.json"
+        out[m.__name__] = schema
+    return out
+
+
+def schema_files() -> dict[str, str]:
+    """File name -> text of docs/wire/ (stable formatting, so a diff shows real changes)."""
+    import json
+
+    return {f"{name}.json": json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+            for name, schema in json_schemas().items()}
+
+
+def write_schemas(folder) -> list[str]:
+    """Write docs/wire/*.json; returns the names written. `fpverify edge wire-schemas` calls it."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in schema_files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return sorted(schema_files())

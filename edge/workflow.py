@@ -149,6 +149,12 @@ class Verifier:
             raise RuntimeError("cannot verify: " + ("no sensor configured" if self.sensor is None
                                                      else "the matcher is unavailable"))
         templates = self.store.templates_for(card)
+        if not getattr(self.sensor, "is_open", True):  # a reconnect after the last fault failed: try now
+            try:
+                self.sensor.reconnect()
+            except SensorError as exc:
+                return self._record(card, Decision(Outcome.SENSOR_ERROR, detail=f"sensor not available: {exc}"[:500]),
+                                    attempts=0, operator_id=operator_id)
         report = None
         for attempt in range(1, self.cfg.max_attempts + 1):
             self._prompt("Place the finger on the sensor" if attempt == 1 else

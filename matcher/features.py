@@ -22,9 +22,15 @@ from matcher.enhancement import enhance
 from matcher.frequency import estimate_period, pixel_period
 from matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
 from matcher.normalisation import normalise_contrast, to_uint8
-from matcher.orientation import estimate_orientation, structure_tensor, upsample_blocks
+from matcher.orientation import (
+    estimate_orientation,
+    pixel_angles,
+    sample_angles,
+    sample_grid,
+    structure_tensor,
+)
 from matcher.params import ExtractionParams
-from matcher.segmentation import segment
+from matcher.segmentation import refine, ridge_clarity, segment
 from matcher.validate import to_target_dpi, validate_image
 
 Debug = Callable[[str, np.ndarray], None]
@@ -105,8 +111,6 @@ def extract_features(
         debug("normalised", to_uint8(norm, -3, 3))
     tensor = structure_tensor(img.astype(np.float32), params)
     seg = segment(tensor, shape, params)
-    if debug:
-        debug("mask", seg.pixels.astype(np.uint8) * 255)
     if not seg.pixels.any():
         return _empty(shape, params, seg.blocks, params.period_default)
 
@@ -115,26 +119,41 @@ def extract_features(
     if debug:
         debug("orientation", _orientation_image(to_uint8(norm, -3, 3), block_angles, seg.blocks, b))
 
-    # everything after this works on the finger's bounding box only
+    # everything after this works on the finger's bounding box only (origin block aligned)
     y0, y1, x0, x1 = _crop_box(seg.pixels, align=max(b, params.freq_step), margin=8)
     mask = seg.pixels[y0:y1, x0:x1]
     normc = norm[y0:y1, x0:x1]
     cshape = (y1 - y0, x1 - x0)
-    angles = field.pixel_angles(shape, b)[y0:y1, x0:x1]
-    coherence_px = upsample_blocks(field.coherence, shape, b)[y0:y1, x0:x1]
 
     period = estimate_period(normc, mask, params)
-    periods = pixel_period(period, cshape, params)
+    sc = params.enhance_scale
+    small = (-(-cshape[0] // sc), -(-cshape[1] // sc))
+    full_small = (-(-shape[0] // sc), -(-shape[1] // sc))
+    angles_small = pixel_angles(field.cos2, field.sin2, full_small, b // sc)
+    angles_small = angles_small[y0 // sc : y0 // sc + small[0], x0 // sc : x0 // sc + small[1]]
+    periods_small = pixel_period(period, small, params.freq_step / sc)
     if debug:
         full = np.zeros(shape, np.float32)
-        full[y0:y1, x0:x1] = periods * mask
+        full[y0:y1, x0:x1] = cv2.resize(periods_small, cshape[::-1]) * mask
         debug("frequency", to_uint8(full, 0, params.period_max))
 
-    enhanced = enhance(normc, angles, periods, mask, params)
+    enhanced = enhance(normc, mask, angles_small, periods_small, params)
+    seg = refine(seg, ridge_clarity(enhanced, normc, mask, params), (y0, x0), shape, params)
+    if not seg.pixels.any():
+        return _empty(shape, params, seg.blocks, period.median)
+    mask = seg.pixels[y0:y1, x0:x1]
+
+    def angle_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        return sample_angles(field, xs + x0, ys + y0, b)
+
+    def coherence_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        return sample_grid(field.coherence, xs + x0, ys + y0, b)
+
     binary = binarise(enhanced, mask)
-    skeleton = clean_skeleton(thin(binary), angles, params)
-    m = extract_minutiae(skeleton, mask, angles, coherence_px, period.median, params)
+    skeleton = clean_skeleton(thin(binary), angle_at, params)
+    m = extract_minutiae(skeleton, mask, angle_at, coherence_at, period.median, params)
     if debug:
+        debug("mask", seg.pixels.astype(np.uint8) * 255)
         for name, arr, lo, hi in (
             ("enhanced", -enhanced, -2.0, 2.0),
             ("binary", binary.astype(np.float32), 0, 1),

@@ -44,19 +44,25 @@ def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: Extraction
     padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     windows = sliding_window_view(padded, (n, n))[::step, ::step]
     gh, gw = windows.shape[:2]
-    spec = np.abs(np.fft.rfft2(windows * hann)) ** 2
-    spec = spec.reshape(gh, gw, -1)
+    centres = mask[::step, ::step][:gh, :gw]
+    on = np.zeros((gh, gw), bool)
+    on[: centres.shape[0], : centres.shape[1]] = centres
+    # only windows centred on the finger are analysed
+    spec = np.abs(np.fft.rfft2(windows[on] * hann)) ** 2
+    spec = spec.reshape(spec.shape[0], -1)
     bandflat = band.ravel()
-    pw = spec[:, :, bandflat] ** 2
-    total = pw.sum(axis=2)
-    freq = (pw * radius.ravel()[bandflat]).sum(axis=2) / np.maximum(total, 1e-12)
+    inband = spec[:, bandflat]
+    pw = inband**2
+    total_on = pw.sum(axis=1)
+    freq_on = (pw * radius.ravel()[bandflat]).sum(axis=1) / np.maximum(total_on, 1e-12)
+    frac_on = inband.sum(axis=1) / np.maximum(spec.sum(axis=1), 1e-12)
+    freq = np.zeros((gh, gw))
+    total = np.zeros((gh, gw))
+    frac = np.zeros((gh, gw))
+    freq[on], total[on], frac[on] = freq_on, total_on, frac_on
 
-    # windows centred on the finger with a clear peak are reliable
-    frac = spec[:, :, bandflat].sum(axis=2) / np.maximum(spec.sum(axis=2), 1e-12)
-    centres = mask[:: step, :: step][:gh, :gw]
-    cm = np.zeros((gh, gw), bool)
-    cm[: centres.shape[0], : centres.shape[1]] = centres
-    reliable = cm & (frac > 0.3) & (total > 0)
+    # windows with a clear peak in the ridge band are reliable
+    reliable = on & (frac > 0.3) & (total > 0)
     if reliable.sum() < 3:
         default = np.full((gh, gw), params.period_default, np.float32)
         return RidgePeriod(default, params.period_default)
@@ -72,15 +78,11 @@ def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: Extraction
     return RidgePeriod(smooth, median)
 
 
-def pixel_period(period: RidgePeriod, shape: tuple[int, int], params: ExtractionParams) -> np.ndarray:
-    """Period per pixel: window centres sit at multiples of the step, so resize with that alignment."""
-    step = params.freq_step
-    gh, gw = period.grid.shape
-    up = cv2.resize(period.grid, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
-    # grid cell (i, j) is centred at pixel (i*step, j*step); the resize centres it at i*step + step/2
-    off = step // 2
-    up = up[off : off + shape[0], off : off + shape[1]]
-    pad_y, pad_x = shape[0] - up.shape[0], shape[1] - up.shape[1]
-    if pad_y > 0 or pad_x > 0:
-        up = cv2.copyMakeBorder(up, 0, max(pad_y, 0), 0, max(pad_x, 0), cv2.BORDER_REPLICATE)
-    return up
+def pixel_period(period: RidgePeriod, shape: tuple[int, int], step: float) -> np.ndarray:
+    """Period per pixel of a grid where window centres are ``step`` pixels apart (cell (i, j)
+    centred at pixel (i * step, j * step))."""
+    ys = (np.arange(shape[0], dtype=np.float32) / step)[:, None]
+    xs = (np.arange(shape[1], dtype=np.float32) / step)[None, :]
+    mx = np.broadcast_to(xs, shape).astype(np.float32)
+    my = np.broadcast_to(ys, shape).astype(np.float32)
+    return cv2.remap(period.grid, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

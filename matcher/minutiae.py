@@ -11,6 +11,7 @@ Coordinates here are pixels of the processed image; angles are image coordinates
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,6 +21,9 @@ import numpy as np
 from matcher.params import ExtractionParams
 
 ENDING, BIFURCATION, OTHER = 1, 2, 0
+
+# (x, y) pixel arrays -> values there (ridge direction, coherence)
+FieldAt = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # neighbour code bits, in ring order N, NE, E, SE, S, SW, W, NW
 _CODE_KERNEL = np.array([[128, 1, 2], [64, 0, 4], [32, 16, 8]], np.float32)
@@ -134,7 +138,7 @@ def _angle_diff_mod_pi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(d, np.pi - d)
 
 
-def clean_skeleton(skeleton: np.ndarray, angles: np.ndarray, params: ExtractionParams) -> np.ndarray:
+def clean_skeleton(skeleton: np.ndarray, angle_at: FieldAt, params: ExtractionParams) -> np.ndarray:
     """Remove spurs, short isolated ridges, bridges and junction stubs.
 
     The skeleton is cut at its junctions into segments; each segment is classified by how
@@ -170,9 +174,7 @@ def clean_skeleton(skeleton: np.ndarray, angles: np.ndarray, params: ExtractionP
         if bridge.any():
             ys, xs = np.nonzero(seg)
             cx, cy, seg_angle = _segment_direction(labels, n, ys, xs)
-            iy = np.clip(np.round(cy).astype(int), 0, angles.shape[0] - 1)
-            ix = np.clip(np.round(cx).astype(int), 0, angles.shape[1] - 1)
-            bridge &= _angle_diff_mod_pi(seg_angle, angles[iy, ix]) > bridge_angle
+            bridge &= _angle_diff_mod_pi(seg_angle, angle_at(cx, cy)) > bridge_angle
         drop_label = spur | short | bridge
         drop_label[0] = False
         delete = drop_label[labels] & seg
@@ -218,7 +220,7 @@ def _disc_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def directions(
-    skeleton: np.ndarray, x: np.ndarray, y: np.ndarray, angles: np.ndarray, params: ExtractionParams
+    skeleton: np.ndarray, x: np.ndarray, y: np.ndarray, angle_at: FieldAt, params: ExtractionParams
 ) -> np.ndarray:
     """Minutia direction: the ridge orientation at the point, pointing toward where its own
     ridge pixels lie (into the ridge for an ending, between the branches for a bifurcation).
@@ -236,7 +238,7 @@ def directions(
     dx, dy = _disc_offsets(r)
     sx = (mine * dx).sum(axis=(1, 2))
     sy = (mine * dy).sum(axis=(1, 2))
-    theta = angles[yi, xi]
+    theta = angle_at(x, y)
     proj = sx * np.cos(theta) + sy * np.sin(theta)
     out = np.where(proj >= 0, theta, theta + np.pi)
     return np.mod(out, 2 * np.pi).astype(np.float32)
@@ -246,7 +248,7 @@ def _pairwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
 
 
-def remove_false(m: Minutiae, border_dist: np.ndarray, angles: np.ndarray, period: float,
+def remove_false(m: Minutiae, border_dist: np.ndarray, period: float,
                  params: ExtractionParams) -> Minutiae:
     """Border, ridge-break pairs, close pairs and dense clusters."""
     xi, yi = np.round(m.x).astype(int), np.round(m.y).astype(int)
@@ -277,10 +279,10 @@ def remove_false(m: Minutiae, border_dist: np.ndarray, angles: np.ndarray, perio
     return m.take(~drop)
 
 
-def minutia_quality(m: Minutiae, border_dist: np.ndarray, coherence_px: np.ndarray,
+def minutia_quality(m: Minutiae, border_dist: np.ndarray, coherence_at: FieldAt,
                     params: ExtractionParams) -> np.ndarray:
     xi, yi = np.round(m.x).astype(int), np.round(m.y).astype(int)
-    c = np.clip(coherence_px[yi, xi] / params.quality_coherence_ref, 0, 1)
+    c = np.clip(coherence_at(m.x, m.y) / params.quality_coherence_ref, 0, 1)
     b = np.clip(border_dist[yi, xi] / params.quality_border_px, 0, 1)
     return (c * np.sqrt(b)).astype(np.float32)
 
@@ -288,8 +290,8 @@ def minutia_quality(m: Minutiae, border_dist: np.ndarray, coherence_px: np.ndarr
 def extract_minutiae(
     skeleton: np.ndarray,
     mask: np.ndarray,
-    angles: np.ndarray,
-    coherence_px: np.ndarray,
+    angle_at: FieldAt,
+    coherence_at: FieldAt,
     period: float,
     params: ExtractionParams,
 ) -> Minutiae:
@@ -298,10 +300,10 @@ def extract_minutiae(
     empty = np.zeros(0, np.float32)
     if x.size == 0:
         return Minutiae(empty, empty, empty, empty, np.zeros(0, np.int32))
-    angle = directions(skeleton, x, y, angles, params)
+    angle = directions(skeleton, x, y, angle_at, params)
     m = Minutiae(x, y, angle, np.zeros_like(x), kind)
-    m = remove_false(m, border_dist, angles, period, params)
-    q = minutia_quality(m, border_dist, coherence_px, params)
+    m = remove_false(m, border_dist, period, params)
+    q = minutia_quality(m, border_dist, coherence_at, params)
     m = Minutiae(m.x, m.y, m.angle, q, m.kind)
     m = m.take(q >= params.min_quality)
     if len(m) > params.max_minutiae:

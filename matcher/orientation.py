@@ -107,3 +107,21 @@ def estimate_orientation(tensor: BlockTensor, mask: np.ndarray, params: Extracti
         sin2=(by / bn).astype(np.float32),
         coherence=np.clip(coherence, 0, 1).astype(np.float32),
     )
+
+
+def sample_grid(grid: np.ndarray, xs: np.ndarray, ys: np.ndarray, block: int) -> np.ndarray:
+    """Bilinear sample of a block grid at pixel positions (cell (i, j) is centred at
+    pixel (j + 0.5) * block - 0.5, (i + 0.5) * block - 0.5)."""
+    if xs.size == 0:
+        return np.zeros(0, np.float32)
+    mx = ((np.asarray(xs, np.float32) + 0.5) / block - 0.5).reshape(-1, 1)
+    my = ((np.asarray(ys, np.float32) + 0.5) / block - 0.5).reshape(-1, 1)
+    out = cv2.remap(grid.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.ravel()
+
+
+def sample_angles(field: OrientationField, xs: np.ndarray, ys: np.ndarray, block: int) -> np.ndarray:
+    """Ridge direction (image coordinates, [0, pi)) at pixel positions."""
+    c = sample_grid(field.cos2, xs, ys, block)
+    s = sample_grid(field.sin2, xs, ys, block)
+    return np.mod(0.5 * np.arctan2(s, c), np.pi).astype(np.float32)

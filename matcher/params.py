@@ -36,9 +36,11 @@ class ExtractionParams:
     seg_open_blocks: int = 2  # morphological opening radius (blocks)
     seg_erode_px: int = 4  # pull the pixel mask in by this much after smoothing
     seg_min_area_blocks: int = 16  # smaller foreground -> empty mask
+    clarity_sigma: float = 6.0  # window of the ridge-clarity measure (Gabor energy / input energy)
+    seg_clarity_min: float = 0.12  # after enhancement, blocks below this clarity leave the mask
 
     # orientation (orientation.py)
-    grad_sigma: float = 1.0  # pre-smoothing before the gradient
+    grad_sigma: float = 1.8  # pre-smoothing before the gradient
     orient_fine_blocks: float = 1.0  # doubled-angle smoothing, fine scale (blocks)
     orient_coarse_blocks: float = 3.0  # coarse scale, used where the fine scale is incoherent
     orient_coherence_lo: float = 0.15  # below: coarse orientation only
@@ -53,6 +55,7 @@ class ExtractionParams:
     freq_smooth_blocks: float = 1.5
 
     # contextual Gabor enhancement (enhancement.py)
+    enhance_scale: int = 2  # filter at 1/scale resolution (speed), upsample the result
     gabor_orientations: int = 16
     gabor_sigma_across: float = 0.42  # times the period, across the ridges
     gabor_sigma_along: float = 0.60  # times the period, along the ridges
@@ -74,6 +77,15 @@ class ExtractionParams:
     quality_coherence_ref: float = 0.6  # coherence giving full quality
     min_quality: float = 0.10  # minutiae below are dropped
     max_minutiae: int = 150  # keep the best this many
+
+    # capture quality (quality.py)
+    quality_min_area_px: int = 20000  # finger area at 500 dpi (~7 x 7 mm); below -> "small_area"
+    quality_good_area_px: int = 60000  # area giving full marks
+    quality_min_contrast: float = 0.15  # (95th - 5th percentile grey) / 255 on the finger
+    quality_good_contrast: float = 0.30
+    quality_min_minutiae: int = 12
+    quality_good_minutiae: int = 30
+    quality_min_clarity: float = 0.35  # mean minutia quality
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.orientation import BlockTensor, upsample_blocks
+from matcher.orientation import BlockTensor, block_means, upsample_blocks
 from matcher.params import ExtractionParams
 
 
@@ -35,6 +35,17 @@ def _largest_component_filled(mask: np.ndarray) -> np.ndarray:
     return fg
 
 
+def _pixel_mask(blocks: np.ndarray, shape: tuple[int, int], params: ExtractionParams) -> np.ndarray:
+    """Smooth pixel outline: bilinear upsampling of a blurred block mask, pulled in a little."""
+    soft = cv2.GaussianBlur(blocks.astype(np.float32), (0, 0), 1.0)
+    pixels = upsample_blocks(soft, shape, params.block) > 0.5
+    if params.seg_erode_px > 0:
+        pixels = cv2.erode(pixels.astype(np.uint8), _disk(params.seg_erode_px)).astype(bool)
+    pixels[0, :] = pixels[-1, :] = False
+    pixels[:, 0] = pixels[:, -1] = False
+    return pixels
+
+
 def segment(tensor: BlockTensor, shape: tuple[int, int], params: ExtractionParams) -> Segmentation:
     """Blocks with strong, coherent gradients are finger; then smooth the region.
 
@@ -60,11 +71,40 @@ def segment(tensor: BlockTensor, shape: tuple[int, int], params: ExtractionParam
     if blocks.sum() < params.seg_min_area_blocks:
         blocks = np.zeros_like(blocks)
 
-    # smooth pixel outline: bilinear upsampling of a blurred block mask, then pull in
-    soft = cv2.GaussianBlur(blocks.astype(np.float32), (0, 0), 1.0)
-    pixels = upsample_blocks(soft, shape, params.block) > 0.5
-    if params.seg_erode_px > 0:
-        pixels = cv2.erode(pixels.astype(np.uint8), _disk(params.seg_erode_px)).astype(bool)
-    pixels[0, :] = pixels[-1, :] = False
-    pixels[:, 0] = pixels[:, -1] = False
-    return Segmentation(blocks=blocks, pixels=pixels, energy=rel.astype(np.float32))
+    return Segmentation(blocks=blocks, pixels=_pixel_mask(blocks, shape, params), energy=rel.astype(np.float32))
+
+
+def ridge_clarity(enhanced: np.ndarray, normalised: np.ndarray, mask: np.ndarray,
+                  params: ExtractionParams) -> np.ndarray:
+    """Share of the local signal energy that the matched Gabor filters explain, per block (0..1).
+
+    Noise and sensor texture carry energy the oriented, period-tuned filters do not pass.
+    """
+    b = params.block
+    s = params.clarity_sigma / b
+    num = cv2.GaussianBlur(block_means(enhanced * enhanced, b), (0, 0), s)
+    den = cv2.GaussianBlur(block_means(normalised * normalised * mask, b), (0, 0), s)
+    return np.clip(num / np.maximum(den, 1e-3), 0.0, 1.0)
+
+
+def refine(seg: Segmentation, clarity: np.ndarray, origin: tuple[int, int], shape: tuple[int, int],
+           params: ExtractionParams) -> Segmentation:
+    """Second pass of segmentation on the enhanced image: drop blocks of low ridge clarity.
+
+    ``clarity`` is the block grid of the crop starting at ``origin`` (block aligned) of an image of ``shape``.
+    """
+    b = params.block
+    y0, x0 = origin[0] // b, origin[1] // b
+    full = np.zeros(seg.blocks.shape, np.float32)
+    crop = clarity
+    h = min(crop.shape[0], full.shape[0] - y0)
+    w = min(crop.shape[1], full.shape[1] - x0)
+    full[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
+    full = cv2.GaussianBlur(full, (0, 0), 1.0)
+    fg8 = (seg.blocks & (full > params.seg_clarity_min)).astype(np.uint8)
+    fg8 = cv2.morphologyEx(fg8, cv2.MORPH_OPEN, _disk(params.seg_open_blocks))
+    fg8 = cv2.morphologyEx(fg8, cv2.MORPH_CLOSE, _disk(params.seg_close_blocks))
+    blocks = _largest_component_filled(fg8.astype(bool)) & seg.blocks
+    if blocks.sum() < params.seg_min_area_blocks:
+        blocks = np.zeros_like(blocks)
+    return Segmentation(blocks=blocks, pixels=_pixel_mask(blocks, shape, params), energy=seg.energy)

@@ -55,7 +55,7 @@ def generate_finger(
     period = _orientation.ridge_period(shape, centre, rng)
     pattern = _ridges.grow_ridges(orientation, period, rng, half_resolution=half_resolution)
     valid = _minutiae.reliable_region(pattern, mask, margin=10)
-    minutiae = _minutiae.detect(pattern, valid, float(np.median(period)))
+    minutiae = _minutiae.detect(pattern, valid, float(np.median(period)), orientation)
     return Master(int(seed), kind, pattern, mask, orientation, period, minutiae, centre, tuple(cores), tuple(deltas))
 
 

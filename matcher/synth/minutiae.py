@@ -1,9 +1,9 @@
 """Ground-truth minutiae of a master pattern: thinning, crossing number, clean-up, angles.
 
 Angles follow the team's ISO 19794-2 convention (radians, counter-clockwise from x, image y down).
-A ridge ending points the way its ridge runs out (from the ridge body towards the free end); a
-bifurcation points the way its ridge runs into the fork (from the single stem towards the two
-branches), so both read "the ridge flows along this angle and then ends / splits".
+As in matcher/features.py: a ridge ending points into its ridge (away from the free end); a
+bifurcation points between its two branches (away from the stem), so the two kinds agree when
+pressure turns one into the other.
 """
 
 from __future__ import annotations
@@ -49,20 +49,22 @@ def crossing_number(skeleton: np.ndarray) -> np.ndarray:
     return np.where(skeleton, cn, 0)
 
 
-def _trace(skeleton: np.ndarray, y: int, x: int, first: tuple[int, int], steps: int) -> tuple[int, int]:
-    """Walk along the skeleton from (y, x) through neighbour `first` for up to `steps` pixels."""
+def _trace(skeleton: np.ndarray, start: tuple[int, int], visited: set, steps: int) -> tuple[int, int]:
+    """Walk along the skeleton from `start` for up to `steps` pixels, never re-entering `visited`."""
     h, w = skeleton.shape
-    prev, cur = (y, x), first
+    cur = start
+    seen = set(visited) | {start}
     for _ in range(steps - 1):
         nxt = None
         for dy, dx in _OFFSETS:
             q = (cur[0] + dy, cur[1] + dx)
-            if q != prev and q != (y, x) and 0 <= q[0] < h and 0 <= q[1] < w and skeleton[q]:
+            if q not in seen and 0 <= q[0] < h and 0 <= q[1] < w and skeleton[q]:
                 nxt = q
                 break
         if nxt is None:
             break
-        prev, cur = cur, nxt
+        seen.add(nxt)
+        cur = nxt
     return cur
 
 
@@ -82,12 +84,14 @@ def _branch_starts(skeleton: np.ndarray, y: int, x: int) -> list[tuple[int, int]
     return out
 
 
-def _angle(to_y: float, to_x: float, from_y: float, from_x: float) -> float:
-    return float(np.mod(np.arctan2(-(to_y - from_y), to_x - from_x), 2 * np.pi))
+def detect(
+    pattern: np.ndarray, valid: np.ndarray, period: float = 9.0, orientation: np.ndarray | None = None
+) -> np.ndarray:
+    """Minutiae of a continuous ridge pattern (ridges > 0) where `valid` is True: (N, 4) x, y, angle, type.
 
-
-def detect(pattern: np.ndarray, valid: np.ndarray, period: float = 9.0) -> np.ndarray:
-    """Minutiae of a continuous ridge pattern (ridges > 0) where `valid` is True: (N, 4) x, y, angle, type."""
+    The skeleton gives each minutia's sense; the (smooth) orientation field, when given, its precise
+    angle.
+    """
     skeleton = thin(pattern > 0)
     cn = crossing_number(skeleton)
     ys, xs = np.nonzero(((cn == 1) | (cn == 3)) & valid)
@@ -95,19 +99,22 @@ def detect(pattern: np.ndarray, valid: np.ndarray, period: float = 9.0) -> np.nd
     found = []
     for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
         branches = _branch_starts(skeleton, y, x)
-        if cn[y, x] == 1 and len(branches) == 1:
-            ey, ex = _trace(skeleton, y, x, branches[0], steps)
-            found.append((x, y, _angle(y, x, ey, ex), ENDING))
-        elif cn[y, x] == 3 and len(branches) == 3:
-            ends = [_trace(skeleton, y, x, b, steps) for b in branches]
-            dirs = [np.arctan2(ey - y, ex - x) for ey, ex in ends]
-            # the stem is the branch farthest in direction from the other two
-            gaps = []
-            for i in range(3):
-                others = [dirs[j] for j in range(3) if j != i]
-                gaps.append(sum(abs(np.angle(np.exp(1j * (dirs[i] - o)))) for o in others))
-            sy, sx = ends[int(np.argmax(gaps))]
-            found.append((x, y, _angle(y, x, sy, sx), BIFURCATION))
+        kind = ENDING if cn[y, x] == 1 else BIFURCATION
+        if len(branches) != (1 if kind == ENDING else 3):
+            continue
+        visited = {(y, x), *branches}
+        ends = [_trace(skeleton, b, visited - {b}, steps) for b in branches]
+        # sum of unit vectors towards the branch ends: into the ridge for an ending; for a fork the
+        # two branches outweigh the stem, so it points between the branches, away from the stem
+        vx = vy = 0.0
+        for ey, ex in ends:
+            n = np.hypot(ey - y, ex - x) or 1.0
+            vx, vy = vx + (ex - x) / n, vy + (ey - y) / n
+        angle = float(np.arctan2(-vy, vx))
+        if orientation is not None:
+            theta = float(orientation[y, x])
+            angle = theta if np.cos(angle - theta) >= 0 else theta + np.pi
+        found.append((x, y, float(np.mod(angle, 2 * np.pi)), kind))
     return _clean(np.array(found, np.float32).reshape(-1, 4), period)
 
 

@@ -262,3 +262,13 @@ def test_pty_path_exists_while_running():
     path = sim.start()
     assert Path(path).exists()
     sim.stop()
+
+
+def test_driver_with_other_module_address_is_refused(sim):
+    f = PyFingerprint(sim.path, address=0x12345678)
+    with pytest.raises(Exception, match="address is wrong"):
+        f.verifyPassword()
+    drv = SensorDriver(sim.path, address=0x12345678, timeout_s=1.0)
+    with pytest.raises(SensorError, match="address"):
+        drv.open()
+    assert not drv.is_open

@@ -1,0 +1,120 @@
+"""`fpverify matcher ...` commands and the matcher benches (`fpverify bench accuracy|speed`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from fpverify.bench.datasets import default_root
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    m = typer.Typer(no_args_is_help=True, help="Matcher tools: stage images, 1:1 compare.")
+    app.add_typer(m, name="matcher")
+
+    @m.command("debug")
+    def debug(
+        image: Path = typer.Argument(..., exists=True, dir_okay=False, help="greyscale fingerprint image"),
+        out: Path = typer.Option(..., "--out", help="folder for one PNG per extraction stage"),
+        dpi: int = typer.Option(500, help="image resolution"),
+    ) -> None:
+        """Write each extraction stage's intermediate image as DIR/NN_stage.png."""
+        import numpy as np
+        from PIL import Image
+
+        from matcher.features import extract_features
+
+        out.mkdir(parents=True, exist_ok=True)
+        img = np.asarray(Image.open(image).convert("L"))
+        written: list[str] = []
+
+        def hook(stage: str, picture: np.ndarray) -> None:
+            name = f"{len(written):02d}_{stage}.png"
+            Image.fromarray(np.asarray(picture, dtype=np.uint8)).save(out / name)
+            written.append(name)
+
+        try:
+            f = extract_features(img, dpi=dpi, debug=hook)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(f"{len(f.minutiae)} minutiae; wrote {len(written)} stage images to {out}")
+
+    @m.command("compare")
+    def compare_cmd(
+        a: Path = typer.Argument(..., exists=True, dir_okay=False),
+        b: Path = typer.Argument(..., exists=True, dir_okay=False),
+        dpi: int = typer.Option(500),
+    ) -> None:
+        """Similarity of two images (see docs/matcher.md for the scale and thresholds)."""
+        import numpy as np
+        from PIL import Image
+
+        import matcher
+
+        try:
+            ta, tb = (matcher.extract(np.asarray(Image.open(p).convert("L")), dpi=dpi) for p in (a, b))
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        score = matcher.compare(ta, tb)
+        verdict = "match" if score >= matcher.THRESHOLDS["fmr_1e-4"] else "no match"
+        typer.echo(f"score {score:.4f} ({verdict} at FMR 1e-4)")
+
+    @bench.command("accuracy")
+    def accuracy(
+        datasets: Path = typer.Option(default_root(), help="folder holding the FVC sets"),
+        sets: str = typer.Option("", help="comma-separated set names (default: all 12 FVC sets present)"),
+        condition: str = typer.Option("native", help="native | sensor (256x288, 4 bits a pixel)"),
+        out: Path = typer.Option(Path("bench-out/accuracy"), "--out"),
+        cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+    ) -> None:
+        """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
+        from fpverify.bench import accuracy as acc
+        from fpverify.bench import datasets as ds
+
+        names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
+        if not names:
+            typer.echo(f"error: no FVC sets under {datasets}", err=True)
+            raise typer.Exit(2)
+        if condition not in ("native", "sensor"):
+            typer.echo("error: --condition must be native or sensor", err=True)
+            raise typer.Exit(2)
+        try:
+            res = acc.run(datasets, names, condition, out, cache=cache)
+        except FileNotFoundError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        m = res["mean"]
+        typer.echo(
+            f"mean all-pairs EER {100 * m['allpairs_EER']:.2f} %, FMR1000 {100 * m['allpairs_FMR1000']:.2f} %, "
+            f"FVC EER {100 * m['fvc_EER']:.2f} %  ->  {out / 'report.md'}"
+        )
+
+    @bench.command("speed")
+    def speed(
+        datasets: Path = typer.Option(default_root(), help="folder holding the FVC sets"),
+        out: Path = typer.Option(Path("bench-out/speed"), "--out"),
+        gallery_size: int = typer.Option(10_000, help="templates in the 1:N gallery (>= 10,000 for the target)"),
+        probes: int = typer.Option(20, help="1:N probes timed"),
+        images_per_set: int = typer.Option(16, help="images extracted per FVC set"),
+    ) -> None:
+        """Extraction ms, 1:1 µs, 1:N comparisons/s (numpy and onnxruntime) on one core."""
+        # One core: BLAS/OpenMP pools are sized when numpy loads, so run in a fresh process.
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+            env[var] = "1"
+        cmd = [
+            sys.executable, "-m", "fpverify.bench.speed", "--datasets", str(datasets), "--out", str(out),
+            "--gallery-size", str(gallery_size), "--probes", str(probes), "--images-per-set", str(images_per_set),
+        ]  # fmt: skip
+        rc = subprocess.call(cmd, env=env)
+        if rc:
+            raise typer.Exit(rc)
+        res = json.loads((out / "results.json").read_text())
+        typer.echo(json.dumps(res))

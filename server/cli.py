@@ -1,0 +1,176 @@
+"""`fpverify server ...` commands and `fpverify bench ingest`. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+server_app = typer.Typer(no_args_is_help=True, help="The registry: API, ingestion, users, devices, audit, backups.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+server_app.add_typer(audit_app, name="audit")
+
+DbOpt = typer.Option(None, "--database-url", help="overrides FPVERIFY_DATABASE_URL")
+
+
+def _db(url: str | None):
+    from server.core.config import get_settings
+    from server.db import Database
+
+    settings = get_settings()
+    return Database(url or settings.database_url, settings=settings)
+
+
+@server_app.command()
+def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
+        port: int = typer.Option(None, help="default: FPVERIFY_API_PORT"),
+        ingest: bool = typer.Option(True, help="also run the MQTT ingest worker (FPVERIFY_MQTT_*)"),
+        migrate: bool = typer.Option(True, help="apply database migrations first"),
+        database_url: str = DbOpt) -> None:
+    """Serve the API (uvicorn) and, unless --no-ingest, the MQTT ingest worker."""
+    import logging
+
+    import uvicorn
+
+    from server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = _db(database_url)
+    if migrate:
+        db.migrate()
+    settings = db.settings
+    app = create_app(settings, db, start_ingest=ingest and settings.mqtt_enabled)
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
+
+
+@server_app.command("migrate")
+def migrate_cmd(revision: str = "head", database_url: str = DbOpt) -> None:
+    """Apply the Alembic migrations (alembic upgrade head)."""
+    db = _db(database_url)
+    db.migrate(revision)
+    typer.echo(f"database at {revision}")
+
+
+@server_app.command("create-user")
+def create_user(username: str = typer.Option(...), role: str = typer.Option(..., help="sysadmin|enroller|auditor|supervisor"),
+                password: str = typer.Option(None, help="default: FPVERIFY_NEW_PASSWORD or a prompt"),
+                database_url: str = DbOpt) -> None:
+    """Create a staff account."""
+    from server.crud import users
+    from server.crud.errors import DomainError
+
+    password = password or os.environ.get("FPVERIFY_NEW_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    db = _db(database_url)
+    with db.session() as s:
+        try:
+            u = users.create_user(s, "cli", username, password, role)
+        except DomainError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        s.commit()
+    typer.echo(f"user {u.username} ({u.role}) created, id {u.id}")
+
+
+@server_app.command("add-device")
+def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...), name: str = typer.Option(None),
+               database_url: str = DbOpt) -> None:
+    """Register a station (creating the site if needed) and print its token ONCE."""
+    from server.crud import devices
+    from server.crud.errors import DomainError
+
+    db = _db(database_url)
+    with db.session() as s:
+        try:
+            dev, token = devices.create_device(s, "cli", site, device_id, name, create_site_if_missing=True)
+        except DomainError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        s.commit()
+    typer.echo(f"device {dev.id} at site {dev.site_id}; token (shown once):")
+    typer.echo(token)
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: str = DbOpt) -> None:
+    """Check the audit chain; exit 1 and name the first bad row if it was edited or cut."""
+    from server import audit
+
+    db = _db(database_url)
+    with db.session() as s:
+        report = audit.verify(s)
+    typer.echo(str(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _key(key_file: Path | None) -> bytes:
+    from server.backup import BackupError, load_key
+    from server.core.config import get_settings
+
+    path = key_file or get_settings().backup_key_file
+    if path is None:
+        typer.echo("error: give --key-file or set FPVERIFY_BACKUP_KEY_FILE", err=True)
+        raise typer.Exit(2)
+    try:
+        return load_key(path)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@server_app.command("backup")
+def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Option(None),
+               database_url: str = DbOpt) -> None:
+    """Write an encrypted (AES-256-GCM) backup of every table."""
+    from server.backup import backup
+
+    key = _key(key_file)
+    counts = backup(_db(database_url).engine, out, key)
+    typer.echo(f"backup written to {out}: {sum(counts.values())} rows in {len(counts)} tables")
+
+
+@server_app.command("restore")
+def restore_cmd(file: Path, key_file: Path = typer.Option(None), migrate: bool = typer.Option(True),
+                database_url: str = DbOpt) -> None:
+    """Restore a backup into an EMPTY database (migrated first unless --no-migrate)."""
+    from server.backup import BackupError, restore
+
+    key = _key(key_file)
+    db = _db(database_url)
+    if migrate:
+        db.migrate()
+    try:
+        counts = restore(db.engine, file, key)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"restored {sum(counts.values())} rows in {len(counts)} tables")
+
+
+@server_app.command("new-backup-key")
+def new_backup_key(path: Path) -> None:
+    """Create a random 256-bit backup key file (mode 600)."""
+    from server.backup import new_key_file
+
+    new_key_file(path)
+    typer.echo(f"key written to {path}; keep it apart from the backups")
+
+
+def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Option(20000, help="distinct valid results"),
+                 devices: int = typer.Option(50), duplicates: int = typer.Option(1000),
+                 malformed: int = typer.Option(100), clients: int = typer.Option(5, help="publishing connections"),
+                 mqtt_version: str = typer.Option("5")) -> None:
+    """Sustained results/s from simulated stations through Mosquitto into a private PostgreSQL."""
+    from server.bench import run_ingest_bench
+
+    res = run_ingest_bench(out, results, devices, duplicates, malformed, clients, mqtt_version)
+    typer.echo(f"{res['results_per_s']:.0f} results/s; sent {res['sent']}, stored {res['stored']}, lost {res['lost']}")
+    if res["lost"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.add_typer(server_app, name="server")
+    bench.command("ingest")(bench_ingest)
