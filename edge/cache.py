@@ -13,6 +13,7 @@ The outbox (edge/outbox.py) lives in the same file, so one key protects everythi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -176,10 +177,13 @@ class Store:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (e.g. SQLITE_FULL): keep the original error
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlcipher3.Error):
+                        self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self.lock:

@@ -70,6 +70,8 @@ class StationSection(_Section):
     capture_wait_s: float = Field(default=10.0, gt=0, le=120)
     card_socket: Path | None = None  # unix socket a card reader service writes card numbers to; else stdin
     history_days: int = Field(default=90, ge=1)  # how long acknowledged result ids are kept
+    # Sign each result (counter + ECDSA P-256) with the key of the MQTT client certificate (edge/signing.py)
+    sign_results: bool = False
 
 
 class SensorSection(_Section):

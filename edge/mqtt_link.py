@@ -75,6 +75,7 @@ class MqttLink:
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
@@ -96,9 +97,15 @@ class MqttLink:
         self.connected.set()
         self._wake.set()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.last_error = f"cannot connect to {self.cfg.host}:{self.cfg.port}"
+        self._wake.set()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set():
             log.warning("disconnected from broker: %s", reason_code)
+        elif reason_code.is_failure and not (self.last_error or "").startswith("broker refused"):
+            self.last_error = f"connection dropped before it was accepted: {reason_code}"
         self.connected.clear()
         self._wake.set()
 

@@ -30,20 +30,27 @@ class Pending:
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    """`signer` (edge.signing.ResultSigner, optional) signs each result inside the insert's
+    transaction, so the per-device counter and the queued row commit together or not at all."""
+
+    def __init__(self, store: Store, signer=None) -> None:
         self.store = store
+        self.signer = signer
+        self.last_recorded: VerificationResult | None = None  # as queued: with counter/signature if signing
 
     def add(self, result: VerificationResult) -> int:
         """Commit the result durably (synchronous=FULL); returns its sequence number."""
-        payload = result.model_dump_json()
         now = datetime.now(UTC).isoformat()
-        rid = str(result.result_id)
         with self.store.transaction() as db:
+            if self.signer is not None:
+                result = self.signer.sign(result, db)
+            rid = str(result.result_id)
             cur = db.execute("INSERT INTO outbox (result_id, payload, created_at) VALUES (?, ?, ?)",
-                             (rid, payload, now))
+                             (rid, result.model_dump_json(), now))
             seq = cur.lastrowid
             db.execute("INSERT INTO outbox_history (seq, result_id, outcome, created_at) VALUES (?, ?, ?, ?)",
                        (seq, rid, result.outcome.value, now))
+        self.last_recorded = result
         return seq
 
     def pending(self, limit: int = 100, exclude: set[int] | frozenset[int] = frozenset()) -> list[Pending]:

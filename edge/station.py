@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.cache import Store, parse_key
-from edge.config import EdgeConfig
+from edge.config import ConfigError, EdgeConfig
 from edge.outbox import Outbox
 from edge.wire import VerificationResult
-from edge.workflow import Display, Engine, InvalidCard, Verifier
+from edge.workflow import Display, Engine, InvalidCard, RecordError, Verifier
 
 log = logging.getLogger("edge.station")
 
@@ -30,10 +30,20 @@ class Station:
     def __init__(self, cfg: EdgeConfig, display: Display | None = None, sensor: Any = "auto",
                  engine: Any = "auto", mqtt: bool = True, sync: bool = True) -> None:
         self.cfg = cfg
+        signer = None
+        if cfg.station.sign_results:
+            if cfg.mqtt.key_file is None:
+                raise ConfigError("station.sign_results needs mqtt.key_file (the device key)")
+            from edge.signing import ResultSigner, SigningError
+
+            try:
+                signer = ResultSigner.from_files(cfg.mqtt.key_file, cfg.station.device_id, cfg.mqtt.cert_file)
+            except SigningError as exc:
+                raise ConfigError(f"cannot sign results: {exc}") from exc
         key = parse_key(cfg.cache.key.read_bytes())
         self.store = Store.open(cfg.cache.path, key)  # CacheError: wrong key / damaged; nothing touched
         del key
-        self.outbox = Outbox(self.store)
+        self.outbox = Outbox(self.store, signer=signer)
         self.engine_error: str | None = None
         if engine == "auto":
             try:
@@ -108,6 +118,9 @@ class Station:
             return self.verifier.verify(text, operator_id=operator_id)
         except InvalidCard as exc:
             self._say(f"Card not read ({exc}); swipe again")
+        except RecordError as exc:
+            log.error("%s", exc)
+            self._say(f"{exc}: check the ID document; call IT")
         except RuntimeError as exc:  # no matcher: nothing was decided, so nothing is recorded
             log.error("%s (%s)", exc, self.engine_error or "")
             self._say(f"{exc}: check the ID document; call IT")
@@ -156,14 +169,16 @@ class CardSocket:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rw", encoding="utf-8", newline="\n") as f:
-            for line in f:
+        # Separate reader and writer: a text file opened "rw" drops its read-ahead on every write.
+        with conn, conn.makefile("r", encoding="utf-8", errors="replace") as rf, \
+                conn.makefile("w", encoding="utf-8") as wf:
+            for line in rf:
                 if not line.strip():
                     continue
                 with self._lock:
                     result = self.handle(line)
-                f.write((result.model_dump_json() if result else '{"error": "card not read"}') + "\n")
-                f.flush()
+                wf.write((result.model_dump_json() if result else '{"error": "card not read"}') + "\n")
+                wf.flush()
 
     def stop(self) -> None:
         self._stop.set()

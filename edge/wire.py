@@ -285,3 +285,22 @@ def write_schemas(folder) -> list[str]:
     for name, text in schema_files().items():
         (folder / name).write_text(text, encoding="utf-8")
     return sorted(schema_files())
+
+
+# --- signed results (added by the trust layer, issue 7) ----------------------------------------
+SIGNING_DOMAIN = b"fpverify/v1/verification_result\n"
+
+
+def signing_payload(result: VerificationResult) -> bytes:
+    """The exact bytes a station signs and the registry verifies: a domain tag, then canonical JSON.
+
+    Canonical JSON: every field except `signature`, fields whose value is None left out (so a later
+    optional field does not change old signatures), keys sorted, no spaces, UTF-8. Values use the
+    model's JSON serialisation, which round-trips (parsing the published JSON and calling this again
+    gives the same bytes). The counter is inside, so it is signed too.
+    """
+    import json
+
+    body = result.model_dump(mode="json", exclude={"signature"}, exclude_none=True)
+    return SIGNING_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                       ensure_ascii=False, allow_nan=False).encode("utf-8")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ class ConsoleDisplay:
         self.console.print(f"[{colour} bold]{result.card_number}: {message}[/]")
 
 
+class RecordError(RuntimeError):
+    """The result could not be made durable (disk full, store failing): the outcome is not shown."""
+
+
 class InvalidCard(ValueError):
     """The card reader delivered something that is not a card number."""
 
@@ -97,7 +102,11 @@ class Engine:
         self._parsed_max = parsed_cache
 
     def quality(self, image: np.ndarray):
-        return self.m.quality(image)
+        fn = self.m.quality
+        if isinstance(fn, types.ModuleType):
+            # `import matcher.quality` (the submodule) rebinds the package attribute of the same name
+            fn = fn.quality
+        return fn(image)
 
     def extract(self, image: np.ndarray):
         return self.m.extract(image)
@@ -217,7 +226,9 @@ class Verifier:
         threshold = self.engine.threshold
         h_score, h_t = best[HolderRole.HOLDER]
         d_score, d_t = best[HolderRole.DELEGATE]
-        if h_t is not None and h_score >= threshold:
+        # Both above the threshold: the better-scoring role wins (a delegate is not "the holder" because
+        # the holder's templates happen to clear the threshold too); ties go to the holder.
+        if h_t is not None and h_score >= threshold and h_score >= d_score:
             return Decision(Outcome.MATCH, score=h_score, finger=h_t.finger)
         if d_t is not None and d_score >= threshold:
             return Decision(Outcome.DELEGATE_MATCH, score=d_score, finger=d_t.finger, delegate_id=d_t.delegate_id)
@@ -232,7 +243,12 @@ class Verifier:
             threshold=self.engine.threshold if (self.engine and d.score is not None) else None,
             finger=d.finger, delegate_id=d.delegate_id, attempts=attempts, quality=quality,
             operator_id=operator_id, detail=d.detail)
-        self.outbox.add(result)  # durable before anyone is told
+        try:
+            self.outbox.last_recorded = None
+            self.outbox.add(result)  # durable (and signed, if configured) before anyone is told
+            result = self.outbox.last_recorded or result
+        except Exception as exc:  # sqlite 'database or disk is full', I/O errors: nothing half-written
+            raise RecordError(f"the result could not be saved ({exc}); this check does not count") from exc
         if self.on_recorded:
             self.on_recorded(result)
         if self.display:

@@ -12,7 +12,7 @@ import numpy as np
 from matcher.params import ExtractionParams
 
 
-@lru_cache(maxsize=160)
+@lru_cache(maxsize=128)
 def gabor_transfer(shape: tuple[int, int], period: float, angle: float, params: ExtractionParams) -> np.ndarray:
     """Real transfer function (rfft2 layout) of an even-symmetric Gabor filter.
 
@@ -57,25 +57,29 @@ def _fft_shape(shape: tuple[int, int]) -> tuple[int, int]:
 
 
 def enhance(
-    normalised: np.ndarray,
+    small: np.ndarray,
+    full_shape: tuple[int, int],
     mask: np.ndarray,
     angles: np.ndarray,
     periods: np.ndarray,
+    fft_base: tuple[int, int],
     params: ExtractionParams,
 ) -> np.ndarray:
     """Return the enhanced float32 image at full resolution: ridges negative, valleys positive.
 
     Filtering runs at 1/params.enhance_scale resolution (ridges are ~9 px apart, so half
-    resolution still samples them well and the FFTs cost a quarter); ``angles`` (ridge
-    direction) and ``periods`` (full-resolution pixels) are given on that reduced grid.
+    resolution still samples them well and the FFTs cost a quarter): ``small`` is the
+    normalised image at that scale, ``mask``, ``angles`` (ridge direction) and ``periods``
+    (in full-resolution pixels) are on the same grid; ``full_shape`` is the output shape and
+    ``fft_base`` the whole image's shape at the reduced scale.
     """
-    h, w = normalised.shape
-    hs, ws = angles.shape
-    small = cv2.resize(normalised * mask, (ws, hs), interpolation=cv2.INTER_AREA)
-    inside = cv2.resize(mask.astype(np.uint8), (ws, hs), interpolation=cv2.INTER_AREA) > 0
-    inside = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    fshape = _fft_shape((hs, ws))
-    spectrum = np.fft.rfft2(small, s=fshape)
+    h, w = full_shape
+    hs, ws = small.shape
+    inside = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # FFT size from the whole image (not the crop): one size per sensor, so the filter bank
+    # cached for it is reused by every capture
+    fshape = _fft_shape((max(hs, fft_base[0]), max(ws, fft_base[1])))
+    spectrum = np.fft.rfft2(small * mask, s=fshape)
 
     n = params.gabor_orientations
     scale = params.enhance_scale

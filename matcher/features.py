@@ -47,6 +47,13 @@ class Features:
     ridge_period: float  # median ridge period, pixels
 
 
+def _wrap(angles: np.ndarray, period: float) -> np.ndarray:
+    """Angles in [0, period) also after float32 rounding (mod can round up to period)."""
+    out = np.mod(angles, period).astype(np.float32)
+    out[out >= np.float32(period)] = 0.0
+    return out
+
+
 def _crop_box(mask: np.ndarray, align: int, margin: int) -> tuple[int, int, int, int]:
     """Bounding box of the mask plus a margin, origin aligned to ``align`` pixels."""
     ys, xs = np.nonzero(mask)
@@ -109,9 +116,12 @@ def extract_features(
     norm = normalise_contrast(img, params)
     if debug:
         debug("normalised", to_uint8(norm, -3, 3))
-    tensor = structure_tensor(img.astype(np.float32), params)
-    seg = segment(tensor, shape, params)
+    raw = img.astype(np.float32)
+    tensor = structure_tensor(raw, params)
+    seg = segment(tensor, raw, params)
     if not seg.pixels.any():
+        if debug:
+            debug("mask", np.zeros(shape, np.uint8))
         return _empty(shape, params, seg.blocks, params.period_default)
 
     field = estimate_orientation(tensor, seg.blocks, params)
@@ -125,9 +135,11 @@ def extract_features(
     normc = norm[y0:y1, x0:x1]
     cshape = (y1 - y0, x1 - x0)
 
-    period = estimate_period(normc, mask, params)
     sc = params.enhance_scale
     small = (-(-cshape[0] // sc), -(-cshape[1] // sc))
+    norm_small = cv2.resize(normc, small[::-1], interpolation=cv2.INTER_AREA)
+    mask_small = cv2.resize(mask.astype(np.uint8), small[::-1], interpolation=cv2.INTER_AREA) > 0
+    period = estimate_period(norm_small, mask_small, params, scale=sc)
     full_small = (-(-shape[0] // sc), -(-shape[1] // sc))
     angles_small = pixel_angles(field.cos2, field.sin2, full_small, b // sc)
     angles_small = angles_small[y0 // sc : y0 // sc + small[0], x0 // sc : x0 // sc + small[1]]
@@ -137,21 +149,27 @@ def extract_features(
         full[y0:y1, x0:x1] = cv2.resize(periods_small, cshape[::-1]) * mask
         debug("frequency", to_uint8(full, 0, params.period_max))
 
-    enhanced = enhance(normc, mask, angles_small, periods_small, params)
-    seg = refine(seg, ridge_clarity(enhanced, normc, mask, params), (y0, x0), shape, params)
+    enhanced = enhance(norm_small, cshape, mask_small, angles_small, periods_small, full_small, params)
+    clarity = ridge_clarity(enhanced, normc, mask, params)
+    seg = refine(seg, clarity, period.band_fraction, params.freq_step, (y0, x0), shape, params)
     if not seg.pixels.any():
+        if debug:
+            debug("mask", np.zeros(shape, np.uint8))
         return _empty(shape, params, seg.blocks, period.median)
     mask = seg.pixels[y0:y1, x0:x1]
 
     def angle_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         return sample_angles(field, xs + x0, ys + y0, b)
 
-    def coherence_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-        return sample_grid(field.coherence, xs + x0, ys + y0, b)
+    def reliability_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Flow coherence and ridge clarity, each relative to a level counted as fully clear."""
+        coh = sample_grid(field.coherence, xs + x0, ys + y0, b) / params.quality_coherence_ref
+        clear = sample_grid(clarity, xs, ys, b) / params.quality_clarity_ref
+        return np.clip(coh, 0, 1) * np.clip(clear, 0, 1)
 
     binary = binarise(enhanced, mask)
     skeleton = clean_skeleton(thin(binary), angle_at, params)
-    m = extract_minutiae(skeleton, mask, angle_at, coherence_at, period.median, params)
+    m = extract_minutiae(skeleton, mask, angle_at, reliability_at, period.median, params)
     if debug:
         debug("mask", seg.pixels.astype(np.uint8) * 255)
         for name, arr, lo, hi in (
@@ -168,13 +186,13 @@ def extract_features(
         [
             m.x + x0,
             m.y + y0,
-            np.mod(-m.angle, 2 * np.pi),  # image y-down angle -> ISO counter-clockwise
+            _wrap(-m.angle, 2 * np.pi),  # image y-down angle -> ISO counter-clockwise
             m.quality,
             m.kind.astype(np.float32),
         ],
         axis=1,
     ).astype(np.float32)
-    orientation = np.where(seg.blocks, np.mod(-block_angles, np.pi), np.nan).astype(np.float32)
+    orientation = np.where(seg.blocks, _wrap(-block_angles, np.pi), np.nan).astype(np.float32)
     return Features(
         minutiae=minutiae.reshape(-1, 5),
         mask=seg.blocks,

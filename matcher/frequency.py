@@ -16,30 +16,34 @@ from matcher.params import ExtractionParams
 class RidgePeriod:
     grid: np.ndarray  # float32 period map on the frequency grid (params.freq_step pixels per cell)
     median: float  # median period over the finger
+    band_fraction: np.ndarray  # float32, same grid: share of window power in the ridge band
 
 
 @lru_cache(maxsize=8)
-def _spectral_tables(params: ExtractionParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = params.freq_window
+def _spectral_tables(params: ExtractionParams, scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = params.freq_window // scale
     hann = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
     fy = np.fft.fftfreq(n)[:, None]
     fx = np.fft.rfftfreq(n)[None, :]
-    radius = np.sqrt(fx * fx + fy * fy)
+    radius = np.sqrt(fx * fx + fy * fy) / scale  # cycles per full-resolution pixel
     band = (radius >= 1.0 / params.period_max) & (radius <= 1.0 / params.period_min)
     for arr in (hann, radius, band):
         arr.setflags(write=False)
     return hann, radius.astype(np.float32), band
 
 
-def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: ExtractionParams) -> RidgePeriod:
+def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: ExtractionParams,
+                    scale: int = 1) -> RidgePeriod:
     """Power-weighted mean spatial frequency in the ridge band, per window, then smoothed.
 
-    Squared power sharpens the weighting toward the spectral peak, which a 32-point FFT
-    would otherwise quantise coarsely.
+    ``normalised`` and ``mask`` may be reduced by ``scale`` (ridges stay well sampled at half
+    resolution and the block FFTs cost a quarter); windows and steps are given at full
+    resolution in params. Squared power sharpens the weighting toward the spectral peak,
+    which a short FFT would otherwise quantise coarsely.
     """
-    n, step = params.freq_window, params.freq_step
-    hann, radius, band = _spectral_tables(params)
-    img = normalised * mask
+    n, step = params.freq_window // scale, params.freq_step // scale
+    hann, radius, band = _spectral_tables(params, scale)
+    img = normalised  # unmasked: a window at the finger's edge should see what is really there
     pad = n // 2
     padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     windows = sliding_window_view(padded, (n, n))[::step, ::step]
@@ -65,7 +69,7 @@ def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: Extraction
     reliable = on & (frac > 0.3) & (total > 0)
     if reliable.sum() < 3:
         default = np.full((gh, gw), params.period_default, np.float32)
-        return RidgePeriod(default, params.period_default)
+        return RidgePeriod(default, params.period_default, frac.astype(np.float32))
     period = 1.0 / np.maximum(freq, 1e-6)
     period = np.clip(period, params.period_min, params.period_max)
     median = float(np.median(period[reliable]))
@@ -75,7 +79,7 @@ def estimate_period(normalised: np.ndarray, mask: np.ndarray, params: Extraction
     num = cv2.GaussianBlur(filled * w, (0, 0), s)
     den = cv2.GaussianBlur(w, (0, 0), s)
     smooth = np.where(den > 0.05, num / np.maximum(den, 1e-6), median).astype(np.float32)
-    return RidgePeriod(smooth, median)
+    return RidgePeriod(smooth, median, frac.astype(np.float32))
 
 
 def pixel_period(period: RidgePeriod, shape: tuple[int, int], step: float) -> np.ndarray:

@@ -81,8 +81,8 @@ def _tables() -> dict[str, np.ndarray]:
 
 
 def neighbour_code(binary: np.ndarray) -> np.ndarray:
-    codes = cv2.filter2D(binary.astype(np.uint8), cv2.CV_32F, _CODE_KERNEL, borderType=cv2.BORDER_CONSTANT)
-    return codes.astype(np.uint8)
+    """8-bit code of the 3x3 neighbourhood of every pixel (exact: the weights sum to 255)."""
+    return cv2.filter2D(binary.astype(np.uint8), cv2.CV_8U, _CODE_KERNEL, borderType=cv2.BORDER_CONSTANT)
 
 
 def binarise(enhanced: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -99,22 +99,23 @@ def thin(binary: np.ndarray, max_iterations: int = 30) -> np.ndarray:
     """Zhang-Suen thinning, then removal of staircase pixels so the skeleton is one pixel wide
     in the 8-connected sense (which the crossing number needs)."""
     t = _tables()
+    zs1, zs2 = t["zs1"].astype(np.uint8), t["zs2"].astype(np.uint8)
     img = binary.astype(np.uint8)
     for _ in range(max_iterations):
         changed = False
-        for table in (t["zs1"], t["zs2"]):
-            delete = table[neighbour_code(img)] & (img == 1)
-            if delete.any():
-                img[delete] = 0
+        for table in (zs1, zs2):
+            delete = cv2.LUT(neighbour_code(img), table) & img
+            if cv2.countNonZero(delete):
+                img -= delete
                 changed = True
         if not changed:
             break
     # staircase cleanup in two checkerboard passes so neighbours are never removed together
-    yy, xx = np.indices(img.shape)
-    parity = ((yy + xx) & 1).astype(bool)
-    for par in (False, True):
-        delete = t["stair"][neighbour_code(img)] & (img == 1) & (parity == par)
-        img[delete] = 0
+    yy, xx = np.indices(img.shape, sparse=True)
+    parity = ((yy + xx) & 1).astype(np.uint8)
+    stair = t["stair"].astype(np.uint8)
+    for par in (parity ^ 1, parity):
+        img -= cv2.LUT(neighbour_code(img), stair) & img & par
     return img.astype(bool)
 
 
@@ -142,44 +143,56 @@ def clean_skeleton(skeleton: np.ndarray, angle_at: FieldAt, params: ExtractionPa
     """Remove spurs, short isolated ridges, bridges and junction stubs.
 
     The skeleton is cut at its junctions into segments; each segment is classified by how
-    many of its tips are free ridge endings and how long it is.
+    many of its tips are free ridge endings and how long it is. Per-segment figures come from
+    connected-component statistics and the (few) tip pixels, not from whole-image passes.
     """
     t = _tables()
+    count_lut, trans_lut = t["count"], t["trans"]
     skel = skeleton.astype(np.uint8)
     bridge_angle = np.deg2rad(params.bridge_angle_deg)
     for _ in range(4):
         code = neighbour_code(skel)
-        on = skel == 1
-        count = t["count"][code]
-        trans = t["trans"][code]
+        count = cv2.LUT(code, count_lut)
+        trans = cv2.LUT(code, trans_lut)
+        on = skel.astype(bool)
         end = on & (trans == 1)
-        junction = on & (trans >= 3)
-        zone = cv2.dilate(junction.astype(np.uint8), _CROSS).astype(bool) & on
+        junction = (on & (trans >= 3)).astype(np.uint8)
+        zone = cv2.dilate(junction, _CROSS).astype(bool) & on
         seg = on & ~zone
-        n, labels = cv2.connectedComponents(seg.astype(np.uint8), connectivity=8)
+        seg8 = seg.astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(seg8, connectivity=8)
         if n <= 1:
             break
-        seg_count = t["count"][neighbour_code(seg)]
-        tips = seg & (seg_count <= 1)
-        length = np.bincount(labels[seg], minlength=n)
-        free = np.bincount(labels[tips & end], minlength=n)
-        tip_count = np.bincount(labels[tips], minlength=n) + np.bincount(
-            labels[seg & (seg_count == 0)], minlength=n
-        )  # a lone pixel is a tip at both ends
+        length = stats[:, cv2.CC_STAT_AREA]
+        seg_count = cv2.LUT(neighbour_code(seg8), count_lut)
+        ty, tx = np.nonzero(seg & (seg_count <= 1))
+        tl = labels[ty, tx]
+        free = np.bincount(tl[end[ty, tx]], minlength=n)
+        # a lone pixel is a tip at both ends
+        tip_count = np.bincount(tl, minlength=n) + np.bincount(tl[seg_count[ty, tx] == 0], minlength=n)
         joined = tip_count - free
 
         spur = (free == 1) & (joined >= 1) & (length < params.spur_length)
         short = (free >= 2) & (length < params.short_ridge_length)
         bridge = (free == 0) & (joined == 2) & (length < params.bridge_length)
-        if bridge.any():
-            ys, xs = np.nonzero(seg)
-            cx, cy, seg_angle = _segment_direction(labels, n, ys, xs)
-            bridge &= _angle_diff_mod_pi(seg_angle, angle_at(cx, cy)) > bridge_angle
+        bridge[0] = False
+        cand = np.flatnonzero(bridge)
+        if cand.size:
+            # a bridge runs across the ridge flow: direction from one tip to the other
+            order = np.argsort(tl, kind="stable")
+            sl, sx, sy = tl[order], tx[order].astype(np.float32), ty[order].astype(np.float32)
+            first = np.searchsorted(sl, cand, "left")
+            last = np.searchsorted(sl, cand, "right") - 1
+            seg_angle = np.mod(np.arctan2(sy[last] - sy[first], sx[last] - sx[first]), np.pi)
+            mx, my = (sx[first] + sx[last]) / 2, (sy[first] + sy[last]) / 2
+            across = _angle_diff_mod_pi(seg_angle, angle_at(mx, my)) > bridge_angle
+            bridge[cand] = across | (first == last)
         drop_label = spur | short | bridge
         drop_label[0] = False
-        delete = drop_label[labels] & seg
-        delete |= end & zone  # stubs left where a spur was cut off at its junction
+        delete = end & zone  # stubs left where a spur was cut off at its junction
         delete |= on & (count == 0)  # isolated dots
+        if drop_label.any():
+            delete |= drop_label[labels] & seg
         if not delete.any():
             break
         skel[delete] = 0
@@ -279,10 +292,11 @@ def remove_false(m: Minutiae, border_dist: np.ndarray, period: float,
     return m.take(~drop)
 
 
-def minutia_quality(m: Minutiae, border_dist: np.ndarray, coherence_at: FieldAt,
+def minutia_quality(m: Minutiae, border_dist: np.ndarray, reliability_at: FieldAt,
                     params: ExtractionParams) -> np.ndarray:
+    """Local ridge reliability (0..1) times a ramp on the distance to the mask border."""
     xi, yi = np.round(m.x).astype(int), np.round(m.y).astype(int)
-    c = np.clip(coherence_at(m.x, m.y) / params.quality_coherence_ref, 0, 1)
+    c = np.clip(reliability_at(m.x, m.y), 0, 1)
     b = np.clip(border_dist[yi, xi] / params.quality_border_px, 0, 1)
     return (c * np.sqrt(b)).astype(np.float32)
 
@@ -291,7 +305,7 @@ def extract_minutiae(
     skeleton: np.ndarray,
     mask: np.ndarray,
     angle_at: FieldAt,
-    coherence_at: FieldAt,
+    reliability_at: FieldAt,
     period: float,
     params: ExtractionParams,
 ) -> Minutiae:
@@ -303,7 +317,7 @@ def extract_minutiae(
     angle = directions(skeleton, x, y, angle_at, params)
     m = Minutiae(x, y, angle, np.zeros_like(x), kind)
     m = remove_false(m, border_dist, period, params)
-    q = minutia_quality(m, border_dist, coherence_at, params)
+    q = minutia_quality(m, border_dist, reliability_at, params)
     m = Minutiae(m.x, m.y, m.angle, q, m.kind)
     m = m.take(q >= params.min_quality)
     if len(m) > params.max_minutiae:

@@ -30,14 +30,17 @@ class ExtractionParams:
     block: int = 8  # pixels per mask / orientation cell
     seg_smooth_blocks: float = 1.5  # gaussian sigma (blocks) on block features
     seg_energy_rel: float = 0.10  # gradient energy relative to the image's 90th percentile
-    seg_coherence_min: float = 0.25  # minimum ridge-flow coherence of a foreground block
+    seg_coherence_min: float = 0.15  # minimum ridge-flow coherence of a foreground block
     seg_strong_energy_rel: float = 0.45  # energy that counts as finger whatever the coherence
     seg_close_blocks: int = 2  # morphological closing radius (blocks)
     seg_open_blocks: int = 2  # morphological opening radius (blocks)
     seg_erode_px: int = 4  # pull the pixel mask in by this much after smoothing
     seg_min_area_blocks: int = 16  # smaller foreground -> empty mask
+    seg_flat_rel: float = 0.02  # fine-texture energy (vs the 90th percentile) of a textureless block
+    seg_flat_margin_blocks: int = 1  # keep this far from textureless areas (sensor frame edges)
     clarity_sigma: float = 6.0  # window of the ridge-clarity measure (Gabor energy / input energy)
-    seg_clarity_min: float = 0.12  # after enhancement, blocks below this clarity leave the mask
+    seg_clarity_min: float = 0.06  # after enhancement, blocks below this clarity leave the mask
+    seg_band_min: float = 0.30  # ... and blocks with less of their spectrum in the ridge band
 
     # orientation (orientation.py)
     grad_sigma: float = 1.8  # pre-smoothing before the gradient
@@ -57,26 +60,28 @@ class ExtractionParams:
     # contextual Gabor enhancement (enhancement.py)
     enhance_scale: int = 2  # filter at 1/scale resolution (speed), upsample the result
     gabor_orientations: int = 16
-    gabor_sigma_across: float = 0.42  # times the period, across the ridges
+    gabor_sigma_across: float = 0.50  # times the period, across the ridges
     gabor_sigma_along: float = 0.60  # times the period, along the ridges
-    gabor_period_bins: tuple[float, ...] = (7.5, 9.5, 12.0)  # filter bank periods; pixels pick the nearest
+    # filter bank periods (a fixed grid, so cached filters are reused); each pixel takes the nearest
+    gabor_period_bins: tuple[float, ...] = (6.0, 7.5, 9.5, 12.0)
 
     # minutiae (minutiae.py)
-    border_margin: float = 12.0  # minimum distance to the mask border
+    border_margin: float = 8.0  # minimum distance to the mask border
     spur_length: int = 12  # ending-to-bifurcation branches shorter than this are spurs
     short_ridge_length: int = 14  # ending-to-ending ridges shorter than this are noise
     bridge_length: int = 12  # bifurcation-to-bifurcation links shorter than this
     bridge_angle_deg: float = 35.0  # ... and this far off the ridge flow are bridges
     break_distance: float = 1.6  # times the period: facing endings closer than this are breaks
     break_angle_deg: float = 40.0
-    close_pair_distance: float = 6.0  # any two minutiae closer than this are both removed
+    close_pair_distance: float = 4.0  # any two minutiae closer than this are both removed
     cluster_radius: float = 16.0  # minutiae with more than cluster_max neighbours within this are noise
-    cluster_max: int = 3
+    cluster_max: int = 6
     direction_radius: int = 9  # skeleton disc used to orient a minutia
     quality_border_px: float = 32.0  # quality reaches 1 at this distance to the mask border
     quality_coherence_ref: float = 0.6  # coherence giving full quality
-    min_quality: float = 0.10  # minutiae below are dropped
-    max_minutiae: int = 150  # keep the best this many
+    quality_clarity_ref: float = 0.4  # ridge clarity giving full quality
+    min_quality: float = 0.0  # minutiae below are dropped (dropping any hurt matching: keep all)
+    max_minutiae: int = 200  # keep the best this many
 
     # capture quality (quality.py)
     quality_min_area_px: int = 20000  # finger area at 500 dpi (~7 x 7 mm); below -> "small_area"
@@ -85,7 +90,7 @@ class ExtractionParams:
     quality_good_contrast: float = 0.30
     quality_min_minutiae: int = 12
     quality_good_minutiae: int = 30
-    quality_min_clarity: float = 0.35  # mean minutia quality
+    quality_min_clarity: float = 0.25  # mean minutia quality
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +116,7 @@ class MatchParams:
     psi_tau: float = 400.0
     # A cylinder is kept only if this fraction of its cells lies on the finger and it sees enough
     # neighbours (otherwise it is mostly border noise).
-    min_valid_fraction: float = 0.6
+    min_valid_fraction: float = 0.4
     min_neighbours: int = 2
     # Convex-hull margin used when no segmentation mask is known (ISO records).
     hull_margin: float = 50.0
@@ -131,6 +136,14 @@ class MatchParams:
     # Pair compatibility: Gaussian tolerance on distance (px) and on the two angles (radians).
     rho_sigma_d: float = 6.0
     rho_sigma_a: float = 0.25
+
+    # Global consolidation: align on the relaxed pairs, count minutiae pairing within these
+    # tolerances, normalise by the minutiae in the common area (at least min_overlap each).
+    pair_tol_d: float = 20.0
+    pair_tol_a: float = 0.5236  # pi/6
+    min_overlap: int = 8
+    # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.
+    score_mix: float = 0.5
 
     # 1:N first stage: gallery minutiae kept per template, probe minutiae kept, top-k averaged.
     search_gallery_minutiae: int = 32

@@ -67,7 +67,7 @@ def quality(image: np.ndarray, dpi: int = 500, params: ExtractionParams | None =
         _ramp(area_px, params.quality_min_area_px, params.quality_good_area_px),
         _ramp(contrast, params.quality_min_contrast, params.quality_good_contrast),
         _ramp(n, params.quality_min_minutiae, params.quality_good_minutiae),
-        _ramp(clarity, params.quality_min_clarity, 0.7),
+        _ramp(clarity, params.quality_min_clarity, 0.6),
     )
     score = 100.0 * float(np.prod(terms)) ** (1 / len(terms))  # geometric mean: any zero term -> 0
     if reasons:

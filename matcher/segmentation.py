@@ -46,7 +46,16 @@ def _pixel_mask(blocks: np.ndarray, shape: tuple[int, int], params: ExtractionPa
     return pixels
 
 
-def segment(tensor: BlockTensor, shape: tuple[int, int], params: ExtractionParams) -> Segmentation:
+def flat_blocks(image: np.ndarray, params: ExtractionParams) -> np.ndarray:
+    """Blocks without any fine texture: outside the sensor's active area (the grey frame of a
+    trapezoidal window) or saturated background. A finger is never perfectly smooth."""
+    hp = image - cv2.GaussianBlur(image, (0, 0), 3.0)
+    energy = np.sqrt(block_means(hp * hp, params.block))
+    ref = float(np.percentile(energy, 90))
+    return energy <= params.seg_flat_rel * max(ref, 1e-6)
+
+
+def segment(tensor: BlockTensor, image: np.ndarray, params: ExtractionParams) -> Segmentation:
     """Blocks with strong, coherent gradients are finger; then smooth the region.
 
     Energy is relative to the image's own strong blocks, so the threshold is contrast-free.
@@ -64,13 +73,16 @@ def segment(tensor: BlockTensor, shape: tuple[int, int], params: ExtractionParam
     fg = ((rel > params.seg_energy_rel) & (coherence > params.seg_coherence_min)) | (
         rel > params.seg_strong_energy_rel
     )
+    # keep off textureless areas and the edge between them and the finger (sensor frame lines)
+    flat = flat_blocks(image, params).astype(np.uint8)
+    near_flat = cv2.dilate(flat, _disk(params.seg_flat_margin_blocks)).astype(bool)
     fg8 = fg.astype(np.uint8)
     fg8 = cv2.morphologyEx(fg8, cv2.MORPH_CLOSE, _disk(params.seg_close_blocks))
     fg8 = cv2.morphologyEx(fg8, cv2.MORPH_OPEN, _disk(params.seg_open_blocks))
-    blocks = _largest_component_filled(fg8.astype(bool))
+    blocks = _largest_component_filled(fg8.astype(bool) & ~near_flat)
     if blocks.sum() < params.seg_min_area_blocks:
         blocks = np.zeros_like(blocks)
-
+    shape = (int(image.shape[0]), int(image.shape[1]))
     return Segmentation(blocks=blocks, pixels=_pixel_mask(blocks, shape, params), energy=rel.astype(np.float32))
 
 
@@ -87,21 +99,30 @@ def ridge_clarity(enhanced: np.ndarray, normalised: np.ndarray, mask: np.ndarray
     return np.clip(num / np.maximum(den, 1e-3), 0.0, 1.0)
 
 
-def refine(seg: Segmentation, clarity: np.ndarray, origin: tuple[int, int], shape: tuple[int, int],
-           params: ExtractionParams) -> Segmentation:
-    """Second pass of segmentation on the enhanced image: drop blocks of low ridge clarity.
+def refine(seg: Segmentation, clarity: np.ndarray, band_fraction: np.ndarray, band_step: int,
+           origin: tuple[int, int], shape: tuple[int, int], params: ExtractionParams) -> Segmentation:
+    """Second pass of segmentation once ridge period and enhancement are known: drop blocks
+    whose ridges the matched filters do not explain (low clarity) and blocks whose spectrum is
+    not ridge-like (sensor frame edges, smudges: power below the ridge band).
 
-    ``clarity`` is the block grid of the crop starting at ``origin`` (block aligned) of an image of ``shape``.
+    ``clarity`` is the block grid and ``band_fraction`` the frequency grid (cell (i, j) centred
+    at pixel (i, j) * band_step) of the crop starting at ``origin`` (block aligned).
     """
     b = params.block
-    y0, x0 = origin[0] // b, origin[1] // b
-    full = np.zeros(seg.blocks.shape, np.float32)
-    crop = clarity
-    h = min(crop.shape[0], full.shape[0] - y0)
-    w = min(crop.shape[1], full.shape[1] - x0)
-    full[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
-    full = cv2.GaussianBlur(full, (0, 0), 1.0)
-    fg8 = (seg.blocks & (full > params.seg_clarity_min)).astype(np.uint8)
+    gy, gx = origin[0] // b, origin[1] // b
+    h = min(clarity.shape[0], seg.blocks.shape[0] - gy)
+    w = min(clarity.shape[1], seg.blocks.shape[1] - gx)
+    # band fraction at the block centres of the crop
+    cy = ((np.arange(h) + 0.5) * b - 0.5) / band_step
+    cx = ((np.arange(w) + 0.5) * b - 0.5) / band_step
+    mx, my = np.meshgrid(cx.astype(np.float32), cy.astype(np.float32))
+    band = cv2.remap(band_fraction.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    good = np.zeros(seg.blocks.shape, np.float32)
+    good[gy : gy + h, gx : gx + w] = (
+        (clarity[:h, :w] > params.seg_clarity_min) & (band > params.seg_band_min)
+    )
+    good = cv2.GaussianBlur(good, (0, 0), 1.0) > 0.5
+    fg8 = (seg.blocks & good).astype(np.uint8)
     fg8 = cv2.morphologyEx(fg8, cv2.MORPH_OPEN, _disk(params.seg_open_blocks))
     fg8 = cv2.morphologyEx(fg8, cv2.MORPH_CLOSE, _disk(params.seg_close_blocks))
     blocks = _largest_component_filled(fg8.astype(bool)) & seg.blocks

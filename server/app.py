@@ -9,6 +9,7 @@ from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from server import dedup
 from server.api.main import api_router
@@ -53,12 +54,23 @@ def create_app(settings: Settings | None = None, db: Database | None = None, sta
     app.state.db = db
     app.state.ingest = None
     app.state.duplicate_checker = partial(_check_duplicate, settings.duplicate_threshold)
+    app.state.template_validator = dedup.validate_template if settings.validate_templates else None
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # e.g. a NUL character or an out-of-range number the database refuses: the client's fault
+        log.info("database refused a value: %s", exc.orig)
+        return JSONResponse({"detail": "a value cannot be stored (out of range or invalid characters)"},
+                            status_code=422)
+
     app.include_router(api_router, prefix=settings.api_prefix)
+    from server.dashboard import mount as mount_dashboard  # the insurance office's pages, /dashboard
+
+    mount_dashboard(app)
     return app
 
 

@@ -81,3 +81,19 @@ def find_duplicate(s: Session, card_number: str, probes: Sequence[bytes], thresh
         from server.crud.errors import Invalid
 
         raise Invalid(f"template cannot be decoded: {exc}") from exc
+
+
+def validate_template(data: bytes) -> None:
+    """Raise Invalid if the matcher cannot read the template (skipped when no matcher is installed)."""
+    try:
+        import matcher  # noqa: PLC0415
+
+        reader = matcher.Template.from_bytes
+    except (ImportError, AttributeError):
+        return
+    try:
+        reader(data)
+    except ValueError as exc:
+        from server.crud.errors import Invalid
+
+        raise Invalid(f"template cannot be decoded: {exc}") from exc

@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from edge import wire
@@ -69,6 +69,7 @@ class Stats:
     batches: int = 0
     db_errors: int = 0
     acked: int = 0
+    first_message_at: float | None = None  # time.monotonic() of the first message received
     last_error: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -194,6 +195,8 @@ class IngestWorker:
             log.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
+        if self.stats.first_message_at is None:
+            self.stats.first_message_at = time.monotonic()
         self.queue.put(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
 
     def _publish(self, topic: str, payload: bytes, qos: int, retain: bool):
@@ -305,8 +308,7 @@ class IngestWorker:
                     results[parsed.result_id] = _row(parsed, received_at)
             inserted: list[uuid.UUID] = []
             if results:
-                stmt = self._insert(VerificationRecord).on_conflict_do_nothing(index_elements=["result_id"])
-                inserted = list(s.scalars(stmt.returning(VerificationRecord.result_id), list(results.values())))
+                inserted = self._insert_results(s, list(results.values()))
                 devices = sorted({r["device_id"] for r in results.values()})
                 s.execute(update(Device).where(Device.id.in_(devices)).values(last_seen=received_at))
             alerts = [_alert(results[rid]) for rid in inserted if results[rid]["outcome"] == wire.Outcome.NO_MATCH]
@@ -334,6 +336,16 @@ class IngestWorker:
         st_.alerts += len(alerts)
         st_.batches += 1
 
+    def _insert_results(self, s, rows: list[dict]) -> list[uuid.UUID]:
+        """INSERT .. ON CONFLICT (result_id) DO NOTHING; returns the ids actually inserted."""
+        if self.db.engine.dialect.name == "postgresql":
+            # One statement with one array per column: psycopg need not parse a multi-thousand
+            # placeholder VALUES list per batch (3-4x faster than executemany here).
+            params = {c: [r[c] for r in rows] for c in _PG_COLUMNS}
+            return list(s.scalars(_PG_UNNEST_INSERT, params))
+        stmt = self._insert(VerificationRecord).on_conflict_do_nothing(index_elements=["result_id"])
+        return list(s.scalars(stmt.returning(VerificationRecord.result_id), rows))
+
     def _parse(self, s, m: Message):
         """(None, message) when acceptable, else (reason, None)."""
         device = wire.Topics.device_of(m.topic)
@@ -355,6 +367,19 @@ class IngestWorker:
             if why:
                 return f"rejected: {why}"[:1000], None
         return None, msg
+
+
+_PG_COLUMNS = {
+    "result_id": "uuid", "device_id": "text", "site_id": "text", "card_number": "text", "outcome": "text",
+    "purpose": "text", "captured_at": "timestamptz", "received_at": "timestamptz", "score": "float8",
+    "threshold": "float8", "finger": "int4", "delegate_id": "text", "attempts": "int4", "quality": "int4",
+    "operator_id": "text", "detail": "text", "counter": "int8", "signature": "text",
+}
+_PG_UNNEST_INSERT = text(
+    f"INSERT INTO verification_results ({', '.join(_PG_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _PG_COLUMNS.items())}) "
+    "ON CONFLICT (result_id) DO NOTHING RETURNING result_id"
+)
 
 
 def _transient(exc: BaseException) -> bool:

@@ -173,11 +173,11 @@ def run(
                 dpi = 500
             task = progress.add_task(f"{name}: extract", total=len(images))
             templates, times, _ = extract_all(
-                images, dpi, cache, f"{name}-{condition}", lambda: progress.advance(task)
+                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task)
             )
             n = len(templates)
             progress.update(task, description=f"{name}: compare", completed=0, total=n * (n - 1) // 2)
-            s = score_set(templates, lambda k: progress.advance(task, k))
+            s = score_set(templates, lambda k, task=task: progress.advance(task, k))
             s.extract_ms = times
             all_scores[name] = s
             results["sets"][name] = summarise(name, s)

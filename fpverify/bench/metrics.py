@@ -13,7 +13,7 @@ def _curves(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.n
         raise ValueError("need at least one genuine and one impostor score")
     t = np.unique(np.concatenate([g, i]))
     t = np.append(t, np.nextafter(t[-1], np.inf))
-    fmr = 1.0 - np.searchsorted(i, t, side="left") / len(i)  # impostors >= t
+    fmr = (len(i) - np.searchsorted(i, t, side="left")) / len(i)  # impostors >= t
     fnmr = np.searchsorted(g, t, side="left") / len(g)  # genuines < t
     return t, fmr, fnmr
 

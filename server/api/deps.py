@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -83,3 +83,8 @@ Auditor = Annotated[User, Depends(require(Role.AUDITOR))]
 PersonalReader = Annotated[User, Depends(require(*PERSONAL_READ))]
 OfficeReader = Annotated[User, Depends(require(*OFFICE_READ))]
 Anyone = Annotated[User, Depends(require(*ALL))]
+
+# Bounded numbers: unbounded ints from a client overflow the database's integer types (500s).
+IntId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+Version = Annotated[int, Query(ge=0, le=2**62)]

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     ingest_receive_maximum: int = 2000
 
     # Domain
+    validate_templates: bool = True  # uploads must decode with matcher.Template.from_bytes (422 otherwise)
     duplicate_threshold: str = "fmr_1e-4"  # key of matcher.THRESHOLDS for the enrollment 1:N check
     bedside_recheck_hours: float = 24.0
     feed_page_limit: int = 1000

@@ -203,7 +203,8 @@ def enrollment_response(s: Session, e: Enrollment) -> dict:
             "feed_version": feed.current_version(s), "enrollment_id": e.id}
 
 
-def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicate: DuplicateChecker) -> dict:
+def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicate: DuplicateChecker,
+           validate_template: Callable[[bytes], None] | None = None) -> dict:
     """Store an upload from a station. Idempotent by enrollment_id. A 1:N hit on another holder
     holds the templates (pending) and opens an override_duplicate approval for two supervisors."""
     eid = str(upload.enrollment_id)
@@ -231,6 +232,9 @@ def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicat
             raise Invalid(f"finger {f.finger}: one quality per template expected")
     device = s.get(Device, upload.device_id)
     probes = [t for f in upload.fingers for t in f.templates]
+    if validate_template is not None:
+        for t in probes:
+            validate_template(t)
     hit = check_duplicate(s, upload.card_number, probes) if upload.role == wire.HolderRole.HOLDER else None
     status = EnrollmentStatus.PENDING_REVIEW if hit else EnrollmentStatus.ENROLLED
     e = Enrollment(id=eid, card_number=upload.card_number, role=upload.role, delegate_id=upload.delegate_id,

@@ -18,7 +18,7 @@ class Subscriber:
     """A QoS 1 subscriber to every device's results; collects result ids (duplicates counted too)."""
 
     def __init__(self, host: str, port: int, topic: str = "fpverify/v1/devices/+/results",
-                 on_result=None) -> None:
+                 on_result=None, tls: dict | None = None, client_id: str | None = None) -> None:
         self.topic = topic
         self.ids: list[str] = []
         self.results: list[VerificationResult] = []
@@ -26,8 +26,10 @@ class Subscriber:
         self.subscribed = threading.Event()
         self.lock = threading.Condition()
         self.on_result = on_result
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"test-sub-{os.getpid()}-{id(self)}", protocol=mqtt.MQTTv5)
+        if tls:
+            self.client.tls_set(**tls)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = self._on_message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,86 @@ def test_world_readable_key_is_refused(tmp_path):
     os.chmod(tmp_path / "st" / "cache.key", 0o644)
     res = runner.invoke(app, ["edge", "status", "--config", str(cfg_path)])
     assert res.exit_code == 2 and "chmod 600" in res.output
+
+
+def test_verify_command_records_and_delivers(tmp_path, mosquitto):
+    from edge.cache import CardStatus
+    from tests.edge.helpers import Subscriber, feed
+
+    cfg_path = write_config(tmp_path / "st", mqtt_port=mosquitto.port)
+    cfg = load_config(cfg_path)
+    with Store.open(cfg.cache.path, parse_key(cfg.cache.key.read_bytes())) as store:
+        store.apply_feed(feed(0, [CardStatus(version=1, card_number="BLOCKED1", status="blocked")]))
+    sub = Subscriber(mosquitto.host, mosquitto.port)
+    assert sub.subscribed.wait(10)
+    try:
+        res = runner.invoke(app, ["edge", "verify", "--config", str(cfg_path), "--card", "BLOCKED1",
+                                  "--operator", "nurse1"])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output.strip().splitlines()[-1])
+        assert out["result"]["outcome"] == "card_blocked" and out["delivered"] is True
+        assert "retain the card" in out["message"]
+        assert sub.wait_distinct(1, 20) and sub.distinct() == {out["result"]["result_id"]}
+        assert sub.results[0].operator_id == "nurse1"
+    finally:
+        sub.close()
+
+
+def test_card_socket_answers_each_card(tmp_path):
+    import socket
+    import threading
+
+    from edge.cache import CardStatus
+    from edge.station import CardSocket, Station
+    from tests.edge.helpers import feed
+
+    cfg = load_config(write_config(tmp_path / "st"))
+    station = Station(cfg, sensor=None, engine=None, mqtt=False, sync=False)
+    station.store.apply_feed(feed(0, [CardStatus(version=1, card_number="BLOCKED1", status="blocked")]))
+    sock_path = tmp_path / "card.sock"
+    server = CardSocket(sock_path, station.handle_card)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not sock_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(10)
+            c.connect(str(sock_path))
+            c.sendall(b"BLOCKED1\nNOBODY99\nx\n")  # a reader service may send several at once
+            f = c.makefile("r")
+            answers = [json.loads(f.readline()) for _ in range(3)]
+        assert [a.get("outcome") for a in answers[:2]] == ["card_blocked", "not_enrolled"]
+        assert answers[2] == {"error": "card not read"}
+        assert station.outbox.count() == 2
+    finally:
+        server.stop()
+        thread.join(5)
+        station.stop()
+
+
+def test_full_store_refuses_the_result_and_loses_nothing(tmp_path):
+    """A full disk (here: SQLite's max_page_count reached) gives a clear error; earlier results stay."""
+    from edge.cache import CardStatus
+    from edge.station import Station
+    from edge.workflow import RecordError
+    from tests.edge.helpers import feed
+
+    cfg = load_config(write_config(tmp_path / "st"))
+    station = Station(cfg, sensor=None, engine=None, mqtt=False, sync=False)
+    try:
+        station.store.apply_feed(feed(0, [CardStatus(version=1, card_number="BLOCKED1", status="blocked")]))
+        first = station.verifier.verify("BLOCKED1")
+        pages = station.store.query("PRAGMA page_count")[0][0]
+        station.store.query(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(RecordError, match="full"):
+            for _ in range(200):  # fills the last free pages, then the store is full
+                station.verifier.verify("BLOCKED1")
+        assert station.handle_card("BLOCKED1") is None  # the desk is told; the station keeps running
+        ids = station.outbox.history_ids()
+        assert ids[0] == str(first.result_id) and station.outbox.count() == len(ids)
+        station.store.query(f"PRAGMA max_page_count = {pages * 100}")  # space again
+        assert station.handle_card("BLOCKED1") is not None
+    finally:
+        station.stop()

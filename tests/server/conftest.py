@@ -19,6 +19,9 @@ ROLES = ("sysadmin", "enroller", "auditor", "supervisor")
 
 
 def make_settings(url: str, **kw) -> Settings:
+    """Test settings. Most tests upload opaque random bytes as templates, so the matcher's decode
+    check is off unless a test turns it on (test_dedup_matcher uses real templates)."""
+    kw.setdefault("validate_templates", False)
     return Settings(database_url=url, mqtt_enabled=False, national_id_key="test-national-id-key",
                     login_max_failures=3, **kw)
 

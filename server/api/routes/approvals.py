@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server import schemas
-from server.api.deps import OfficeReader, SessionDep, Supervisor
+from server.api.deps import IntId, OfficeReader, SessionDep, Supervisor
 from server.crud import approvals as crud
 from server.models import Approval, ApprovalStatus
 
@@ -32,14 +32,14 @@ def request_approval(body: schemas.ApprovalIn, user: Supervisor, s: SessionDep):
 
 
 @router.post("/{approval_id}/approve", response_model=schemas.ApprovalOut)
-def approve(approval_id: int, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
+def approve(approval_id: IntId, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
     a = crud.approve(s, user, approval_id, body.comment)
     s.commit()
     return _out(s, a)
 
 
 @router.post("/{approval_id}/reject", response_model=schemas.ApprovalOut)
-def reject(approval_id: int, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
+def reject(approval_id: IntId, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
     a = crud.reject(s, user, approval_id, body.comment)
     s.commit()
     return _out(s, a)

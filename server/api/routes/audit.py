@@ -8,14 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from server import audit, schemas
-from server.api.deps import Auditor, SessionDep, require
+from server.api.deps import Auditor, SessionDep, Version, require
 from server.models import AuditEntry, Role, User
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 @router.get("", response_model=list[schemas.AuditOut])
-def list_audit(user: Auditor, s: SessionDep, after_seq: int = Query(default=0, ge=0),
+def list_audit(user: Auditor, s: SessionDep, after_seq: Version = 0,
                limit: int = Query(default=200, ge=1, le=5000), entity: str | None = Query(default=None, max_length=64),
                actor: str | None = Query(default=None, max_length=80)):
     q = select(AuditEntry).where(AuditEntry.seq > after_seq).order_by(AuditEntry.seq).limit(limit)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from edge import wire
 from server import feed, schemas
-from server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin
+from server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin, Version
 from server.crud import devices as crud
 
 router = APIRouter(tags=["sites and devices"])
@@ -60,7 +60,7 @@ def enable(device_id: str, user: Sysadmin, s: SessionDep):
 
 @router.get("/devices/{device_id}/templates", response_model=wire.TemplateFeed, tags=["stations"])
 def template_feed(device_id: str, device: DeviceDep, s: SessionDep, request: Request,
-                  since: int = Query(default=0, ge=0), limit: int | None = Query(default=None, ge=1, le=10000)):
+                  since: Version = 0, limit: int | None = Query(default=None, ge=1, le=10000)):
     """Changes after version `since` for this device's site (authenticated by the device token)."""
     if device.id != device_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a device may read only its own feed")

@@ -20,7 +20,7 @@ def upload(body: wire.EnrollmentUpload, user: Enroller, s: SessionDep, request: 
     """Store an enrollment. A 1:N hit on another card holder holds it as `pending_review` until two
     supervisors approve the override_duplicate approval. Idempotent by `enrollment_id`."""
     checker = request.app.state.duplicate_checker
-    out = crud.enroll(s, user.username, body, checker)
+    out = crud.enroll(s, user.username, body, checker, request.app.state.template_validator)
     s.commit()
     return out
 

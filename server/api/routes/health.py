@@ -19,4 +19,5 @@ def health(s: SessionDep, request: Request):
     except Exception:  # noqa: BLE001 - health reports, never raises
         db_ok = False
     worker = getattr(request.app.state, "ingest", None)
-    return schemas.Health(status="ok", database=db_ok, ingest={"running": worker.running} if worker else None)
+    return schemas.Health(status="ok", database=db_ok, ingest={"running": worker.running, "connected": worker.connected,
+                                                   "stored": worker.stats.stored} if worker else None)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
 from server import schemas
-from server.api.deps import Enroller, PersonalReader, SessionDep, SettingsDep, Supervisor, require
+from server.api.deps import Enroller, Offset, PersonalReader, SessionDep, SettingsDep, Supervisor, require
 from server.crud import holders as crud
 from server.models import Delegate, HolderStatus, Role, Template, TemplateStatus, User
 
@@ -19,7 +19,7 @@ CARD = r"^[A-Za-z0-9-]{4,32}$"
 @router.get("", response_model=list[schemas.HolderOut])
 def list_holders(user: PersonalReader, s: SessionDep, q: str | None = Query(default=None, max_length=64),
                  status: HolderStatus | None = None, limit: int = Query(default=100, ge=1, le=1000),
-                 offset: int = Query(default=0, ge=0)):
+                 offset: Offset = 0):
     return crud.list_holders(s, q, status, limit, offset)
 
 

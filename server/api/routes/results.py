@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from server import schemas
-from server.api.deps import OfficeReader, SessionDep, Supervisor
+from server.api.deps import IntId, OfficeReader, Offset, SessionDep, Supervisor
 from server.crud import results as crud
 from server.models import AlertStatus
 
@@ -21,7 +21,7 @@ def list_results(user: OfficeReader, s: SessionDep, site_id: str | None = Query(
                  outcome: str | None = Query(default=None, max_length=20),
                  card_number: str | None = Query(default=None, max_length=32),
                  since: AwareDatetime | None = None, until: AwareDatetime | None = None,
-                 limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+                 limit: int = Query(default=100, ge=1, le=1000), offset: Offset = 0):
     return crud.list_results(s, site_id, device_id, outcome, card_number, since, until, limit, offset)
 
 
@@ -32,7 +32,7 @@ def get_result(result_id: uuid.UUID, user: OfficeReader, s: SessionDep):
 
 @router.get("/deadletters", response_model=list[schemas.DeadLetterOut])
 def dead_letters(user: OfficeReader, s: SessionDep, limit: int = Query(default=100, ge=1, le=1000),
-                 offset: int = Query(default=0, ge=0)):
+                 offset: Offset = 0):
     """Messages the ingest worker refused, with the reason (payload shown truncated)."""
     return [schemas.DeadLetterOut(id=d.id, received_at=d.received_at, topic=d.topic, reason=d.reason,
                                   payload_size=d.payload_size,
@@ -43,19 +43,19 @@ def dead_letters(user: OfficeReader, s: SessionDep, limit: int = Query(default=1
 @router.get("/alerts", response_model=list[schemas.AlertOut])
 def list_alerts(user: OfficeReader, s: SessionDep, status: AlertStatus | None = None,
                 site_id: str | None = Query(default=None, max_length=64),
-                limit: int = Query(default=100, ge=1, le=1000), offset: int = Query(default=0, ge=0)):
+                limit: int = Query(default=100, ge=1, le=1000), offset: Offset = 0):
     return crud.list_alerts(s, status, site_id, limit, offset)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertOut)
-def acknowledge(alert_id: int, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
+def acknowledge(alert_id: IntId, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
     a = crud.acknowledge_alert(s, user.username, alert_id, body.comment)
     s.commit()
     return a
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut)
-def resolve(alert_id: int, body: schemas.ResolveIn, user: Supervisor, s: SessionDep):
+def resolve(alert_id: IntId, body: schemas.ResolveIn, user: Supervisor, s: SessionDep):
     a = crud.resolve_alert(s, user.username, alert_id, body.comment)
     s.commit()
     return a

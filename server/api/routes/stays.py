@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from server import schemas
-from server.api.deps import Enroller, PersonalReader, SessionDep, SettingsDep
+from server.api.deps import Enroller, IntId, PersonalReader, SessionDep, SettingsDep
 from server.crud import stays as crud
 
 router = APIRouter(prefix="/stays", tags=["inpatients"])
@@ -34,7 +34,7 @@ def overdue(user: PersonalReader, s: SessionDep, site_id: str | None = Query(def
 
 
 @router.post("/{stay_id}/discharge", response_model=schemas.StayOut)
-def discharge(stay_id: int, body: schemas.DischargeIn, user: Enroller, s: SessionDep):
+def discharge(stay_id: IntId, body: schemas.DischargeIn, user: Enroller, s: SessionDep):
     stay = crud.discharge(s, user.username, stay_id, body.discharged_at)
     s.commit()
     return stay

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from server import schemas
-from server.api.deps import SessionDep, Sysadmin, require
+from server.api.deps import IntId, SessionDep, Sysadmin, require
 from server.crud import users as crud
 from server.models import Role, User
 
@@ -27,7 +27,7 @@ def create_user(body: schemas.UserIn, user: Sysadmin, s: SessionDep):
 
 
 @router.post("/{user_id}/freeze", response_model=schemas.UserOut)
-def freeze(user_id: int, user: Sysadmin, s: SessionDep):
+def freeze(user_id: IntId, user: Sysadmin, s: SessionDep):
     """Freeze an account (staff leaving or moving): login refused, tokens stop working."""
     u = crud.set_frozen(s, user.username, user_id, True)
     s.commit()
@@ -35,21 +35,21 @@ def freeze(user_id: int, user: Sysadmin, s: SessionDep):
 
 
 @router.post("/{user_id}/unfreeze", response_model=schemas.UserOut)
-def unfreeze(user_id: int, user: Sysadmin, s: SessionDep):
+def unfreeze(user_id: IntId, user: Sysadmin, s: SessionDep):
     u = crud.set_frozen(s, user.username, user_id, False)
     s.commit()
     return u
 
 
 @router.post("/{user_id}/password", response_model=schemas.UserOut)
-def reset_password(user_id: int, body: schemas.PasswordIn, user: Sysadmin, s: SessionDep):
+def reset_password(user_id: IntId, body: schemas.PasswordIn, user: Sysadmin, s: SessionDep):
     u = crud.reset_password(s, user.username, user_id, body.password)
     s.commit()
     return u
 
 
 @router.post("/{user_id}/role", response_model=schemas.UserOut)
-def change_role(user_id: int, body: schemas.RoleIn, user: Sysadmin, s: SessionDep):
+def change_role(user_id: IntId, body: schemas.RoleIn, user: Sysadmin, s: SessionDep):
     u = crud.change_role(s, user.username, user_id, body.role)
     s.commit()
     return u

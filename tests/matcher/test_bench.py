@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fpverify.bench import accuracy, datasets
+
+
+@pytest.mark.datasets
+def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
+    pytest.importorskip("matcher.features")
+    name = "fvc2002_db1_b"
+    res = accuracy.run(datasets_dir, [name], "native", tmp_path)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk == res
+    assert set(res) == {"sets", "mean"}
+    r = res["sets"][name]
+    assert set(r) == {"fvc", "allpairs", "extract_ms_median", "compare_us_median", "FTE"}
+    assert set(r["allpairs"]) == {"EER", "FMR100", "FMR1000", "ZeroFMR"}
+    assert set(r["fvc"]) == {"EER", "FMR100", "FMR1000", "ZeroFMR"}
+    assert set(res["mean"]) == {"allpairs_EER", "allpairs_FMR1000", "fvc_EER"}
+    for v in list(r["allpairs"].values()) + list(r["fvc"].values()) + [r["FTE"]]:
+        assert 0.0 <= v <= 1.0
+    assert r["allpairs"]["EER"] < 0.15  # a working matcher, not a coin flip
+    assert r["extract_ms_median"] > 0 and r["compare_us_median"] > 0
+    report = (tmp_path / "report.md").read_text()
+    assert name in report and "SourceAFIS" in report and "3.03" in report
+    assert (tmp_path / "det.png").stat().st_size > 1000
+    thresholds = json.loads((tmp_path / "thresholds.json").read_text())
+    assert set(thresholds["points"]) == {"fmr_1e-2", "fmr_1e-3", "fmr_1e-4"}
+
+
+def test_sensor_condition_shape_and_depth():
+    rng = np.random.default_rng(0)
+    img = np.full((480, 640), 230, np.uint8)
+    img[100:400, 300:520] = rng.integers(0, 200, (300, 220))  # the "finger"
+    out = datasets.to_sensor(img, 500)
+    assert out.shape == (288, 256) and out.dtype == np.uint8
+    assert len(np.unique(out)) <= 16 and set(np.unique(out)) <= {17 * i for i in range(16)}
+    # The finger is kept: most of the window is textured, not background.
+    assert (out < 200).mean() > 0.5
+    small = datasets.to_sensor(np.full((100, 100), 7, np.uint8), 569)
+    assert small.shape == (288, 256)
+
+
+def test_dpi_table():
+    assert datasets.dpi_of("fvc2002_db2_b") == 569
+    assert datasets.dpi_of("fvc2004_db3_b") == 512
+    assert datasets.dpi_of("fvc2000_db1_b") == 500
+    assert len(datasets.FVC_SETS) == 12
