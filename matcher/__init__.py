@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from matcher.features import extract_features
 from matcher.gallery import Gallery, search
 from matcher.matching import compare
 from matcher.params import MatchParams
+from matcher.quality import QualityReport
+from matcher.quality import quality as _quality
 from matcher.template import Template
 
 # Decision thresholds on the `compare` scale: the score an impostor pair exceeds with probability
@@ -35,6 +38,7 @@ __all__ = [
     "THRESHOLDS",
     "Gallery",
     "MatchParams",
+    "QualityReport",
     "Template",
     "compare",
     "extract",
@@ -45,14 +49,12 @@ __all__ = [
 
 def extract(image: np.ndarray, dpi: int = 500, params: MatchParams | None = None) -> Template:
     """Template of a greyscale uint8 HxW image; ValueError on unusable input."""
-    from matcher.features import extract_features
-
     f = extract_features(image, dpi=dpi)
     return Template(f.minutiae, f.shape, mask=f.mask, mask_block=f.mask_block, dpi=int(dpi), params=params)
 
 
-def quality(image: np.ndarray, dpi: int = 500):
+# The submodule matcher.quality is imported eagerly above: a lazy import inside this function would
+# rebind the package attribute `quality` to the submodule on first call and break the second call.
+def quality(image: np.ndarray, dpi: int = 500) -> QualityReport:
     """QualityReport (score 0-100, reasons) for asking the holder to press again."""
-    from matcher.quality import quality as _quality
-
     return _quality(image, dpi=dpi)

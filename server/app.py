@@ -29,7 +29,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None, sta
         if start_ingest:
             from server.ingest import IngestWorker
 
-            worker = IngestWorker(db, settings)
+            verifier = None
+            if settings.ca_dir is not None:
+                from server.trust import ResultVerifier
+
+                verifier = ResultVerifier.for_registry(
+                    settings.ca_dir, db.sessionmaker, window=settings.replay_window,
+                    require_signature=settings.require_signed_results)
+            worker = IngestWorker(db, settings, verifier=verifier)
             worker.start()
             app.state.ingest = worker
             db.notifier = worker.notifier

@@ -41,7 +41,8 @@ def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
         db.migrate()
     settings = db.settings
     app = create_app(settings, db, start_ingest=ingest and settings.mqtt_enabled)
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_level="info")
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_level="info",
+                ssl_certfile=settings.api_tls_cert, ssl_keyfile=settings.api_tls_key)
 
 
 @server_app.command("migrate")
@@ -172,5 +173,8 @@ def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Op
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
+    from server.trust_cli import register_trust_commands
+
+    register_trust_commands(server_app)
     app.add_typer(server_app, name="server")
     bench.command("ingest")(bench_ingest)

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     bedside_recheck_hours: float = 24.0
     feed_page_limit: int = 1000
 
+    # Trust (signed results, registry CA). With ca_dir set, ingest verifies each result's signature
+    # against the certificate the CA issued to its device and rejects replays (see docs/trust.md).
+    ca_dir: Path | None = None
+    require_signed_results: bool = False  # True in production once every station is provisioned
+    replay_window: int = 1000
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
+
 
 @lru_cache
 def get_settings() -> Settings:
