@@ -59,6 +59,7 @@ def edge_config(device_id: str, site: str, registry_url: str | None, broker_host
         f"device_id = {_q(device_id)}",
         f"site_id = {_q(site)}",
         f"purpose = {_q(purpose)}",
+        "sign_results = true  # counter + ECDSA signature with the device key (docs/trust.md)",
         "",
         "[cache]",
         f"path = {_q(cache_path)}",
