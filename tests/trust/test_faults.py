@@ -51,6 +51,11 @@ def persistent_broker(pki, workdir, listen_all: bool = False) -> Mosquitto:
     text = b.conf_path.read_text().replace("\npersistence false\n", "\n")
     assert "persistence true" in text
     b.conf_path.write_text(text)
+    if os.geteuid() == 0:  # mosquitto started as root drops to its own user, which must write the db
+        try:
+            shutil.chown(workdir, "mosquitto")
+        except LookupError:
+            pass
     return b.start()
 
 
@@ -78,10 +83,10 @@ def _producer(station: Station, n: int, interval: float) -> threading.Thread:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DEFECT (issue 7 open): in full-suite runs 20 of 300 results were lost across a broker restart "
-    "(stored 280, outbox history 300); passes alone. Suspected: the registry's $share subscription is not "
-    "restored from Mosquitto 2.0.11 persistence, so results published after the station reconnects and "
-    "before the registry resubscribes have no subscriber. Remove this mark once fixed."))
+    "KNOWN DEFECT (issue 7 open): Mosquitto 2.0.11 does not restore $share subscriptions from its "
+    "persistence file (a plain persistent subscription is restored), so results published after a broker "
+    "restart and before the registry resubscribes have no subscriber: 20 of 300 lost in full-suite runs. "
+    "Fix: a plain persistent subscription for a single registry. Remove this mark once fixed."))
 def test_broker_restarted_mid_stream(pg_url, pki, tmp_path):
     broker = persistent_broker(pki, tmp_path / "mq")
     db = registry_db(pg_url, broker, pki)
