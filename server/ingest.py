@@ -1,8 +1,12 @@
 """MQTT ingest worker: station results and presence into the database.
 
-- Subscribes `$share/registry/fpverify/v1/devices/+/results` (MQTT 5; several registry processes
-  share the load) or the plain topic (MQTT 3.1.1), plus `.../+/status` (plain: retained
-  presence is not delivered to shared subscriptions).
+- Subscribes the plain results topic with a persistent session by default, or, with
+  `mqtt_shared_subscription` (MQTT 5 only), `$share/registry/fpverify/v1/devices/+/results` so several
+  registry processes share the load; plus `.../+/status` (plain: retained presence is not delivered
+  to shared subscriptions). Plain is the default because Mosquitto 2.0.11 does not restore shared
+  subscriptions from its persistence file: after a broker restart, results published before the
+  registry resubscribed were dropped (tests/trust/test_faults.py). A plain persistent subscription
+  is restored, so the broker queues them.
 - Validates each payload with `edge.wire` (the only module of `edge` the registry imports).
 - Writes results idempotently by result_id (INSERT .. ON CONFLICT DO NOTHING), raises an alert
   for each newly stored no_match, and commits in batches for throughput.
@@ -74,8 +78,8 @@ class Stats:
     extra: dict = field(default_factory=dict)
 
 
-def results_subscription(version: str) -> str:
-    return f"$share/{SHARE_GROUP}/{wire.Topics.ALL_RESULTS}" if version == "5" else wire.Topics.ALL_RESULTS
+def results_subscription(version: str, shared: bool = False) -> str:
+    return f"$share/{SHARE_GROUP}/{wire.Topics.ALL_RESULTS}" if shared and version == "5" else wire.Topics.ALL_RESULTS
 
 
 def _insert(dialect: str):
@@ -179,7 +183,7 @@ class IngestWorker:
             log.error("MQTT connect refused: %s", reason_code)
             return
         self._connected.set()
-        client.subscribe([(results_subscription(self.settings.mqtt_version), 1), (wire.Topics.ALL_STATUS, 1)])
+        client.subscribe([(results_subscription(self.settings.mqtt_version, self.settings.mqtt_shared_subscription), 1), (wire.Topics.ALL_STATUS, 1)])
         self._notify_pending = True  # re-publish the feed version: heals notifications missed while away
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     mqtt_tls_cert: Path | None = None
     mqtt_tls_key: Path | None = None
     mqtt_keepalive_s: int = 30
+    # $share subscription for several registry processes (MQTT 5). Off by default: Mosquitto 2.0.11
+    # does not restore shared subscriptions after a restart, which loses results (see server/ingest.py).
+    mqtt_shared_subscription: bool = False
     # Ingestion batching: commit when this many messages are waiting or after this delay.
     ingest_batch_size: int = 500
     ingest_batch_wait_ms: int = 50

@@ -82,11 +82,6 @@ def _producer(station: Station, n: int, interval: float) -> threading.Thread:
     return t
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DEFECT (issue 7 open): Mosquitto 2.0.11 does not restore $share subscriptions from its "
-    "persistence file (a plain persistent subscription is restored), so results published after a broker "
-    "restart and before the registry resubscribes have no subscriber: 20 of 300 lost in full-suite runs. "
-    "Fix: a plain persistent subscription for a single registry. Remove this mark once fixed."))
 def test_broker_restarted_mid_stream(pg_url, pki, tmp_path):
     broker = persistent_broker(pki, tmp_path / "mq")
     db = registry_db(pg_url, broker, pki)
