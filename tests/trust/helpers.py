@@ -30,25 +30,15 @@ def result(device_id: str = "desk-a", site_id: str = "hosp-a", outcome: str = "n
 
 
 class SigningOutbox(Outbox):
-    """Outbox.add with the signer inside the same transaction as the insert (see docs/trust.md,
-    integration step 1). Used until edge/outbox.py takes a signer itself."""
+    """The station's signing outbox, remembering every result as queued (counter and signature set)."""
 
     def __init__(self, store: Store, signer: ResultSigner) -> None:
-        super().__init__(store)
-        self.signer = signer
+        super().__init__(store, signer=signer)
         self.signed: list[VerificationResult] = []
 
     def add(self, result: VerificationResult) -> int:
-        now = datetime.now(UTC).isoformat()
-        with self.store.transaction() as db:
-            result = self.signer.sign(result, db)
-            rid = str(result.result_id)
-            cur = db.execute("INSERT INTO outbox (result_id, payload, created_at) VALUES (?, ?, ?)",
-                             (rid, result.model_dump_json(), now))
-            seq = cur.lastrowid
-            db.execute("INSERT INTO outbox_history (seq, result_id, outcome, created_at) VALUES (?, ?, ?, ?)",
-                       (seq, rid, result.outcome.value, now))
-        self.signed.append(result)
+        seq = super().add(result)
+        self.signed.append(self.last_recorded)
         return seq
 
 
