@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import types
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,11 +101,7 @@ class Engine:
         self._parsed_max = parsed_cache
 
     def quality(self, image: np.ndarray):
-        fn = self.m.quality
-        if isinstance(fn, types.ModuleType):
-            # `import matcher.quality` (the submodule) rebinds the package attribute of the same name
-            fn = fn.quality
-        return fn(image)
+        return self.m.quality(image)
 
     def extract(self, image: np.ndarray):
         return self.m.extract(image)

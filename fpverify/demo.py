@@ -316,18 +316,6 @@ def ensure_thresholds() -> str | None:
             f"{OPERATING_POINT} = {measured:g} (measured on real fingerprints)")
 
 
-def matcher_api():
-    """The matcher's public functions as one object for edge.workflow.Engine."""
-    import importlib
-    from types import SimpleNamespace
-
-    import matcher
-
-    quality = importlib.import_module("matcher.quality").quality  # the function, not the submodule
-    return SimpleNamespace(extract=matcher.extract, compare=matcher.compare, quality=quality,
-                           Template=matcher.Template, THRESHOLDS=matcher.THRESHOLDS)
-
-
 class Registry:
     """The registry app (API + ingest + dashboard) under uvicorn in a thread."""
 
@@ -474,7 +462,7 @@ class DemoStation:
         })
         self.display = DeskDisplay(self.sim, on_outcome)
         self.station = Station(self.cfg, display=self.display,
-                               engine=engine or Engine(OPERATING_POINT, matcher_module=matcher_api()))
+                               engine=engine or Engine(OPERATING_POINT))
         self.lock = threading.Lock()  # one patient at the desk at a time
 
     def start(self) -> None:
@@ -660,7 +648,7 @@ class Demo:
         driver = SensorDriver(port, timeout_s=2.0)
         driver.open()
         display = EnrollDisplay(sim)
-        engine = Engine(OPERATING_POINT, matcher_module=matcher_api())
+        engine = Engine(OPERATING_POINT)
         enroller = Enroller(desk.cfg, engine, driver, display=display)
         try:
             enroller.login("enroller", PASSWORDS["enroller"])
