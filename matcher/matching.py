@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from matcher import kernels
 from matcher.params import MatchParams
 from matcher.template import Template
 
@@ -43,80 +44,33 @@ def local_similarity(a: Template, b: Template) -> np.ndarray:
 def compare(a: Template, b: Template, params: MatchParams | None = None) -> float:
     p = params or a.params
     la, lb = a.local, b.local
-    na, nb = la.count, lb.count
-    if na < 2 or nb < 2:
+    if la.count < 2 or lb.count < 2:
         return 0.0
-    sim = local_similarity(a, b)
-
-    # Local Similarity Sort: the best candidate pairs.
-    nr = min(p.n_relax_pairs, na * nb)
-    flat = sim.ravel()
-    idx = np.argpartition(flat, flat.size - nr)[flat.size - nr :]
-    lam0 = flat[idx]
-    ia, ib = np.divmod(idx, nb)
-
-    # Compatibility of every two candidate pairs (k, l): the rigid invariants (distance, relative
-    # direction, radial angle) agree on both sides. Gaussian in each, folded into one exp.
-    d = np.take(a.geometry, ia[:, None] * na + ia, axis=1)
-    d -= np.take(b.geometry, ib[:, None] * nb + ib, axis=1)
-    np.abs(d, out=d)
-    d[1:] = np.pi - np.abs(d[1:] - np.pi)  # |wrap(x)| for x in (-2pi, 2pi)
-    d *= d
-    rho = np.exp(_weights(p) @ d.reshape(3, -1)).reshape(nr, nr)
-    # Two pairs that reuse a minutia cannot both be right (this also clears the diagonal).
-    rho *= (ia[:, None] != ia) & (ib[:, None] != ib)
-    # Relaxation: lam <- w lam + (1 - w) rho lam / (nr - 1), n times: one matrix power.
-    rho *= (1.0 - p.relax_w) / max(nr - 1, 1)
-    rho.flat[:: nr + 1] = p.relax_w
-    lam = lam0
-    for _ in range(p.relax_iters):
-        lam = rho @ lam
-
-    n_p = min(_np_pairs(min(na, nb), p), nr)
-    eff = lam / np.maximum(lam0, 1e-9)
-    top = np.argpartition(eff, nr - n_p)[nr - n_p :]
-    wt = lam[top]
-    lss = float(wt.mean())
-    if p.score_mix >= 1.0:
-        return lss
-    return lss**p.score_mix * _pairing(a, b, ia[top], ib[top], wt, p) ** (1.0 - p.score_mix)
+    sim = la.desc @ lb.desc.T  # BLAS; the rest runs compiled (matcher.kernels)
+    fp, ip = _packed(p)
+    grid_a, block_a = a.valid_grid
+    grid_b, block_b = b.valid_grid
+    return float(
+        kernels.consolidate(
+            sim, la.xy, la.unit, a.geometry, grid_a, block_a, lb.xy, lb.unit, b.geometry, grid_b, block_b, fp, ip
+        )
+    )
 
 
-def _pairing(a: Template, b: Template, pa: np.ndarray, pb: np.ndarray, w: np.ndarray, p: MatchParams) -> float:
-    """Global consolidation: align with the relaxed pairs, then count minutiae that pair up.
-
-    Returns matched^2 / (a's minutiae inside b's footprint * b's inside a's), in [0, 1]: the
-    fraction of the overlapping minutiae that agree, which is what separates a partial genuine
-    overlap from an impostor that happens to share a few local structures.
-    """
-    la, lb = a.local, b.local
-    # Rotation: weighted mean of the pairs' direction changes (as cos, sin); translation: weighted
-    # mean offset after rotating.
-    ua, ub = la.unit[pa], lb.unit[pb]
-    cs = w @ np.stack([(ua * ub).sum(1), ua[:, 0] * ub[:, 1] - ua[:, 1] * ub[:, 0]], axis=1)
-    norm = float(np.hypot(cs[0], cs[1]))
-    if norm <= 0:
-        return 0.0
-    c, s = float(cs[0]) / norm, float(cs[1]) / norm
-    rot_t = np.array([[c, s], [-s, c]], np.float32)  # row vectors: xy @ rot_t rotates by +angle
-    t = (w @ (lb.xy[pb] - la.xy[pa] @ rot_t)) / float(w.sum())
-    xa = la.xy @ rot_t + t  # a's minutiae in b's frame
-    d2 = (xa * xa).sum(1)[:, None] + lb.sqnorm - 2.0 * (xa @ lb.xy.T)
-    hit = (d2 < p.pair_tol_d**2) & (((la.unit @ rot_t) @ lb.unit.T) > np.cos(p.pair_tol_a))
-    matched = min(np.count_nonzero(hit.any(1)), np.count_nonzero(hit.any(0)))
-    if matched == 0:
-        return 0.0
-    ov_a = b.footprint_count(xa)
-    ov_b = a.footprint_count((lb.xy - t) @ rot_t.T)
-    return matched * matched / (max(ov_a, p.min_overlap) * max(ov_b, p.min_overlap))
+_PACKED: dict[MatchParams, tuple[np.ndarray, np.ndarray]] = {}
 
 
-_WEIGHTS: dict[MatchParams, np.ndarray] = {}
-
-
-def _weights(p: MatchParams) -> np.ndarray:
-    w = _WEIGHTS.get(p)
-    if w is None:
-        w = -0.5 / np.array([p.rho_sigma_d, p.rho_sigma_a, p.rho_sigma_a], np.float32) ** 2
-        _WEIGHTS[p] = w
-    return w
+def _packed(p: MatchParams) -> tuple[np.ndarray, np.ndarray]:
+    """The consolidation parameters as the two arrays `kernels.consolidate` takes."""
+    got = _PACKED.get(p)
+    if got is None:
+        fp = np.array(
+            [
+                np.cos(p.max_rotation), -0.5 / p.rho_sigma_d**2, -0.5 / p.rho_sigma_a**2, p.relax_w,
+                p.pair_tol_d, np.cos(p.pair_tol_a), p.score_mix, p.np_mu, p.np_tau,
+            ],
+            np.float64,
+        )  # fmt: skip
+        ip = np.array([p.n_relax_pairs, p.relax_iters, p.min_np, p.max_np, p.min_overlap], np.int64)
+        got = _PACKED[p] = (fp, ip)
+    return got

@@ -1,0 +1,225 @@
+"""Compiled inner loops of 1:1 matching (numba): everything after the cylinder similarity matrix.
+
+The similarity matrix itself stays a BLAS matrix product (numpy); what follows is many small steps
+on a few dozen candidate pairs, where numpy's per-call overhead (about 40 calls) cost 3x the
+arithmetic. numba compiles these once per machine (`cache=True`) and ships aarch64 wheels, so the
+edge station needs no compiler.
+
+Conventions as in `matching`: xy in the right-handed (y up) frame, `unit` rows are (cos, sin) of the
+minutia direction, `geo` is `descriptors.pair_geometry` (3, K*K).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_JIT)
+def top_pairs(sim: np.ndarray, cos_gate: float, ua: np.ndarray, ub: np.ndarray, nr: int):
+    """Indices (ia, ib) and similarities of the `nr` most similar pairs whose rotation passes the gate.
+
+    A sorted buffer of the best so far (descending): after the first few rows hardly any pair
+    beats its last entry, so this is one pass over the matrix instead of a sort.
+    """
+    na, nb = sim.shape
+    nr = min(nr, na * nb)
+    val = np.full(nr, -1.0)
+    ia = np.zeros(nr, np.int64)
+    ib = np.zeros(nr, np.int64)
+    for i in range(na):
+        for j in range(nb):
+            v = sim[i, j]
+            if v <= val[nr - 1] or ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1] < cos_gate:
+                continue
+            k = nr - 1
+            while k > 0 and val[k - 1] < v:
+                val[k] = val[k - 1]
+                ia[k] = ia[k - 1]
+                ib[k] = ib[k - 1]
+                k -= 1
+            val[k] = v
+            ia[k] = i
+            ib[k] = j
+    n = nr
+    while n > 0 and val[n - 1] < 0.0:
+        n -= 1  # fewer pairs than nr pass the gate
+    return ia[:n], ib[:n], np.maximum(val[:n], 0.0)
+
+
+@njit(**_JIT)
+def _wrapped_abs(x: float) -> float:
+    x = abs(x)  # x in [0, 2pi): distance to 0 on the circle
+    return x if x <= math.pi else 2.0 * math.pi - x
+
+
+@njit(**_JIT)
+def relax(
+    geo_a: np.ndarray,
+    geo_b: np.ndarray,
+    na: int,
+    nb: int,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    lam0: np.ndarray,
+    wd: float,
+    wa: float,
+    w: float,
+    iters: int,
+) -> np.ndarray:
+    """LSS-R relaxation: each pair's weight is reinforced by the geometrically compatible pairs."""
+    nr = ia.shape[0]
+    rho = np.zeros((nr, nr), np.float64)
+    scale = (1.0 - w) / max(nr - 1, 1)
+    for k in range(nr):
+        for m in range(nr):
+            if ia[k] == ia[m] or ib[k] == ib[m]:
+                continue  # two pairs sharing a minutia cannot both be right (also the diagonal)
+            ga = ia[k] * na + ia[m]
+            gb = ib[k] * nb + ib[m]
+            dd = geo_a[0, ga] - geo_b[0, gb]
+            d1 = _wrapped_abs(geo_a[1, ga] - geo_b[1, gb])
+            d2 = _wrapped_abs(geo_a[2, ga] - geo_b[2, gb])
+            rho[k, m] = scale * math.exp(wd * dd * dd + wa * (d1 * d1 + d2 * d2))
+    lam = lam0.copy()
+    nxt = np.empty(nr, np.float64)
+    for _ in range(iters):
+        for k in range(nr):
+            s = w * lam[k]
+            for m in range(nr):
+                s += rho[k, m] * lam[m]
+            nxt[k] = s
+        lam[:] = nxt
+    return lam
+
+
+@njit(**_JIT)
+def footprint_count(grid: np.ndarray, block: int, xs: np.ndarray, ys: np.ndarray) -> int:
+    """How many points (x, y-up) fall on the finger grid (True cells, `block` pixels each)."""
+    gh, gw = grid.shape
+    n = 0
+    for k in range(xs.shape[0]):
+        i = math.floor(-ys[k] / block)
+        j = math.floor(xs[k] / block)
+        if 0 <= i < gh and 0 <= j < gw and grid[i, j]:
+            n += 1
+    return n
+
+
+@njit(**_JIT)
+def pairing(
+    xy_a: np.ndarray,
+    ua: np.ndarray,
+    xy_b: np.ndarray,
+    ub: np.ndarray,
+    pa: np.ndarray,
+    pb: np.ndarray,
+    wt: np.ndarray,
+    grid_a: np.ndarray,
+    block_a: int,
+    grid_b: np.ndarray,
+    block_b: int,
+    tol_d: float,
+    cos_tol_a: float,
+    min_overlap: int,
+) -> float:
+    """Align on the weighted pairs, count minutiae pairing within tolerances; matched^2 / overlaps."""
+    cs = 0.0
+    sn = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        cs += wt[k] * (ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1])
+        sn += wt[k] * (ua[i, 0] * ub[j, 1] - ua[i, 1] * ub[j, 0])
+    norm = math.hypot(cs, sn)
+    wsum = wt.sum()
+    if norm <= 0.0 or wsum <= 0.0:
+        return 0.0
+    c, s = cs / norm, sn / norm
+    tx = 0.0
+    ty = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
+        ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
+    tx /= wsum
+    ty /= wsum
+    na, nb = xy_a.shape[0], xy_b.shape[0]
+    ax = np.empty(na)
+    ay = np.empty(na)
+    aux = np.empty(na)
+    auy = np.empty(na)
+    for i in range(na):
+        ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
+        ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
+        aux[i] = ua[i, 0] * c - ua[i, 1] * s
+        auy[i] = ua[i, 0] * s + ua[i, 1] * c
+    hit_b = np.zeros(nb, np.bool_)
+    rows = 0
+    tol2 = tol_d * tol_d
+    for i in range(na):
+        row = False
+        for j in range(nb):
+            dx = ax[i] - xy_b[j, 0]
+            dy = ay[i] - xy_b[j, 1]
+            if dx * dx + dy * dy < tol2 and aux[i] * ub[j, 0] + auy[i] * ub[j, 1] > cos_tol_a:
+                row = True
+                hit_b[j] = True
+        rows += row
+    matched = min(rows, int(hit_b.sum()))
+    if matched == 0:
+        return 0.0
+    ov_a = footprint_count(grid_b, block_b, ax, ay)
+    # b's minutiae back in a's frame: inverse rotation of (xy - t)
+    bx = np.empty(nb)
+    by = np.empty(nb)
+    for j in range(nb):
+        x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
+        bx[j] = x * c + y * s
+        by[j] = -x * s + y * c
+    ov_b = footprint_count(grid_a, block_a, bx, by)
+    return matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
+
+
+@njit(**_JIT)
+def consolidate(
+    sim: np.ndarray,
+    xy_a: np.ndarray,
+    ua: np.ndarray,
+    geo_a: np.ndarray,
+    grid_a: np.ndarray,
+    block_a: int,
+    xy_b: np.ndarray,
+    ub: np.ndarray,
+    geo_b: np.ndarray,
+    grid_b: np.ndarray,
+    block_b: int,
+    fp: np.ndarray,
+    ip: np.ndarray,
+) -> float:
+    """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
+    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau = fp[:9]
+    n_relax, iters, min_np, max_np, min_overlap = ip[:5]
+    na, nb = sim.shape
+    ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
+    nr = ia.shape[0]
+    if nr == 0:
+        return 0.0
+    lam = relax(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, relax_w, iters)
+    z = 1.0 / (1.0 + math.exp(-np_tau * (min(na, nb) - np_mu)))
+    n_p = min(int(min_np + round(z * (max_np - min_np))), nr)
+    eff = np.empty(nr)
+    for k in range(nr):
+        eff[k] = lam[k] / max(lam0[k], 1e-9)
+    top = np.argsort(-eff)[:n_p]
+    wt = lam[top]
+    lss = wt.mean()
+    if mix >= 1.0:
+        return lss
+    pr = pairing(xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap)
+    if lss <= 0.0 or pr <= 0.0:
+        return 0.0
+    return lss**mix * pr ** (1.0 - mix)
