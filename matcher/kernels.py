@@ -124,10 +124,15 @@ def pairing(
     grid_b: np.ndarray,
     block_b: int,
     tol_d: float,
+    tol_grow: float,
     cos_tol_a: float,
     min_overlap: int,
 ) -> float:
-    """Align on the weighted pairs, count minutiae pairing within tolerances; matched^2 / overlaps."""
+    """Align on the weighted pairs, pair minutiae one to one within tolerances; matched^2 / overlaps.
+
+    The distance tolerance grows with the distance from the anchor pairs' centre: skin stretches,
+    so a rigid alignment that is exact around the anchors drifts further away from them.
+    """
     cs = 0.0
     sn = 0.0
     for k in range(pa.shape[0]):
@@ -141,12 +146,18 @@ def pairing(
     c, s = cs / norm, sn / norm
     tx = 0.0
     ty = 0.0
+    cx = 0.0
+    cy = 0.0
     for k in range(pa.shape[0]):
         i, j = pa[k], pb[k]
         tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
         ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
+        cx += wt[k] * xy_b[j, 0]
+        cy += wt[k] * xy_b[j, 1]
     tx /= wsum
     ty /= wsum
+    cx /= wsum
+    cy /= wsum
     na, nb = xy_a.shape[0], xy_b.shape[0]
     ax = np.empty(na)
     ay = np.empty(na)
@@ -157,21 +168,34 @@ def pairing(
         ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
         aux[i] = ua[i, 0] * c - ua[i, 1] * s
         auy[i] = ua[i, 0] * s + ua[i, 1] * c
-    hit_b = np.zeros(nb, np.bool_)
-    rows = 0
-    tol2 = tol_d * tol_d
-    for i in range(na):
-        row = False
-        for j in range(nb):
+    # candidate pairs within tolerance, cost = distance / tolerance; then greedy one-to-one
+    cost = np.empty(na * nb)
+    ci = np.empty(na * nb, np.int64)
+    cj = np.empty(na * nb, np.int64)
+    nc = 0
+    for j in range(nb):
+        r = math.hypot(xy_b[j, 0] - cx, xy_b[j, 1] - cy)
+        tol = tol_d + tol_grow * r
+        tol2 = tol * tol
+        for i in range(na):
             dx = ax[i] - xy_b[j, 0]
             dy = ay[i] - xy_b[j, 1]
-            if dx * dx + dy * dy < tol2 and aux[i] * ub[j, 0] + auy[i] * ub[j, 1] > cos_tol_a:
-                row = True
-                hit_b[j] = True
-        rows += row
-    matched = min(rows, int(hit_b.sum()))
-    if matched == 0:
+            d2 = dx * dx + dy * dy
+            if d2 < tol2 and aux[i] * ub[j, 0] + auy[i] * ub[j, 1] > cos_tol_a:
+                cost[nc] = math.sqrt(d2) / tol
+                ci[nc] = i
+                cj[nc] = j
+                nc += 1
+    if nc == 0:
         return 0.0
+    used_a = np.zeros(na, np.bool_)
+    used_b = np.zeros(nb, np.bool_)
+    matched = 0
+    for k in np.argsort(cost[:nc]):
+        if not used_a[ci[k]] and not used_b[cj[k]]:
+            used_a[ci[k]] = True
+            used_b[cj[k]] = True
+            matched += 1
     ov_a = footprint_count(grid_b, block_b, ax, ay)
     # b's minutiae back in a's frame: inverse rotation of (xy - t)
     bx = np.empty(nb)
@@ -201,7 +225,7 @@ def consolidate(
     ip: np.ndarray,
 ) -> float:
     """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
-    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau = fp[:9]
+    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, tol_grow = fp[:10]
     n_relax, iters, min_np, max_np, min_overlap = ip[:5]
     na, nb = sim.shape
     ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
@@ -219,7 +243,9 @@ def consolidate(
     lss = wt.mean()
     if mix >= 1.0:
         return lss
-    pr = pairing(xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap)
+    pr = pairing(
+        xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, tol_grow, cos_tol_a, min_overlap
+    )
     if lss <= 0.0 or pr <= 0.0:
         return 0.0
     return lss**mix * pr ** (1.0 - mix)

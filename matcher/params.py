@@ -127,12 +127,12 @@ class MatchParams:
 
     # LSS-R: pairs entering relaxation, pairs scored, relaxation weights.
     n_relax_pairs: int = 48
-    min_np: int = 4
-    max_np: int = 12
+    min_np: int = 3
+    max_np: int = 10
     np_mu: float = 20.0
     np_tau: float = 0.4
     relax_iters: int = 5
-    relax_w: float = 0.5
+    relax_w: float = 0.2
     # Pair compatibility: Gaussian tolerance on distance (px) and on the two angles (radians).
     rho_sigma_d: float = 6.0
     rho_sigma_a: float = 0.25
@@ -140,6 +140,7 @@ class MatchParams:
     # Global consolidation: align on the relaxed pairs, count minutiae pairing within these
     # tolerances, normalise by the minutiae in the common area (at least min_overlap each).
     pair_tol_d: float = 20.0
+    pair_tol_grow: float = 0.0  # distance tolerance added per pixel from the anchor pairs (distortion)
     pair_tol_a: float = 0.5236  # pi/6
     min_overlap: int = 8
     # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.

@@ -55,7 +55,10 @@ def _extractor_fingerprint() -> str:
 
     root = Path(matcher.__file__).parent
     h = hashlib.sha256()
-    mine = {"matching.py", "gallery.py", "descriptors.py", "iso19794.py"}
+    mine = {"matching.py", "kernels.py", "gallery.py", "descriptors.py", "iso19794.py", "params.py"}
+    from matcher.params import ExtractionParams
+
+    h.update(repr(ExtractionParams()).encode())  # params.py also holds MatchParams: hash values only
     for p in sorted(root.rglob("*.py")):
         if p.name not in mine:
             h.update(p.name.encode())
