@@ -14,7 +14,7 @@ from matcher.params import ExtractionParams
 
 @lru_cache(maxsize=128)
 def gabor_transfer(shape: tuple[int, int], period: float, angle: float, params: ExtractionParams) -> np.ndarray:
-    """Real transfer function (rfft2 layout) of an even-symmetric Gabor filter.
+    """Real transfer function of an even-symmetric Gabor filter, in OpenCV's CCS layout.
 
     ``angle`` is the ridge direction (image coordinates); the filter oscillates across it.
     Zero DC so flat areas map to 0.
@@ -33,9 +33,25 @@ def gabor_transfer(shape: tuple[int, int], period: float, angle: float, params: 
     along = np.exp(-k * (v * sl) ** 2)
     transfer = (np.exp(-k * ((u - f0) * sa) ** 2) + np.exp(-k * ((u + f0) * sa) ** 2)) * along
     transfer[0, 0] = 0.0
-    transfer = transfer.astype(np.float32)
+    transfer = _to_ccs(transfer / (h * w)).astype(np.float32)  # 1/(h w): the inverse DFT's scale
     transfer.setflags(write=False)
     return transfer
+
+
+def _to_ccs(t: np.ndarray) -> np.ndarray:
+    """A real, point-symmetric transfer function (rfft2 layout, even sizes) in OpenCV's packed CCS
+    layout, where each complex coefficient is two reals: multiplying by it scales both parts."""
+    m, n2 = t.shape
+    n = 2 * (n2 - 1)
+    out = np.empty((m, n), t.dtype)
+    out[:, 1 : n - 1 : 2] = t[:, 1 : n2 - 1]  # Re and Im of columns 1 .. n/2 - 1
+    out[:, 2 : n - 1 : 2] = t[:, 1 : n2 - 1]
+    for col, j in ((0, 0), (n - 1, n2 - 1)):  # columns 0 and n/2 are packed down the rows
+        out[0, col] = t[0, j]
+        out[1 : m - 1 : 2, col] = t[1 : m // 2, j]
+        out[2 : m - 1 : 2, col] = t[1 : m // 2, j]
+        out[m - 1, col] = t[m // 2, j]
+    return out
 
 
 def _fft_shape(shape: tuple[int, int]) -> tuple[int, int]:
@@ -79,7 +95,10 @@ def enhance(
     # FFT size from the whole image (not the crop): one size per sensor, so the filter bank
     # cached for it is reused by every capture
     fshape = _fft_shape((max(hs, fft_base[0]), max(ws, fft_base[1])))
-    spectrum = np.fft.rfft2(small * mask, s=fshape)
+    padded = np.zeros(fshape, np.float32)
+    padded[:hs, :ws] = small * mask
+    # OpenCV's real DFT (packed CCS layout) is about 1.3x numpy's here; nonzeroRows skips the padding
+    spectrum = cv2.dft(padded, nonzeroRows=hs)
 
     n = params.gabor_orientations
     scale = params.enhance_scale
@@ -103,7 +122,7 @@ def enhance(
     for a, e in zip(starts, ends, strict=True):
         b, k = divmod(int(keys[a]), n)
         transfer = gabor_transfer(fshape, float(bins[b]) / scale, k * np.pi / n, params)
-        response = np.fft.irfft2(spectrum * transfer, s=fshape)[:hs, :ws].ravel()
+        response = cv2.idft(spectrum * transfer, flags=cv2.DFT_REAL_OUTPUT)[:hs, :ws].ravel()
         sel = pixels[a:e]
         out[sel] += weights[a:e] * response[sel]
     return cv2.resize(out.reshape(hs, ws), (w, h), interpolation=cv2.INTER_CUBIC)

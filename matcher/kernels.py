@@ -111,6 +111,79 @@ def footprint_count(grid: np.ndarray, block: int, xs: np.ndarray, ys: np.ndarray
 
 
 @njit(**_JIT)
+def _pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb):
+    """Greedy one-to-one pairing of a (moved by rotation c, s and shift tx, ty) with b.
+
+    Candidates are pairs within `tol_d` and `cos_tol_a`, taken closest first. Fills ma/mb with the
+    paired indices and returns how many.
+    """
+    na, nb = xy_a.shape[0], xy_b.shape[0]
+    cost = np.empty(na * nb)
+    ci = np.empty(na * nb, np.int64)
+    cj = np.empty(na * nb, np.int64)
+    nc = 0
+    tol2 = tol_d * tol_d
+    for i in range(na):
+        x = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
+        y = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
+        ux = ua[i, 0] * c - ua[i, 1] * s
+        uy = ua[i, 0] * s + ua[i, 1] * c
+        for j in range(nb):
+            dx = x - xy_b[j, 0]
+            dy = y - xy_b[j, 1]
+            d2 = dx * dx + dy * dy
+            if d2 < tol2 and ux * ub[j, 0] + uy * ub[j, 1] > cos_tol_a:
+                cost[nc] = d2
+                ci[nc] = i
+                cj[nc] = j
+                nc += 1
+    used_a = np.zeros(na, np.bool_)
+    used_b = np.zeros(nb, np.bool_)
+    n = 0
+    for k in np.argsort(cost[:nc]):
+        if not used_a[ci[k]] and not used_b[cj[k]]:
+            used_a[ci[k]] = True
+            used_b[cj[k]] = True
+            ma[n] = ci[k]
+            mb[n] = cj[k]
+            n += 1
+    return n
+
+
+@njit(**_JIT)
+def _fit(xy_a, xy_b, pa, pb, wt):
+    """Weighted least-squares rigid transform (cos, sin, tx, ty) taking a's points onto b's."""
+    wsum = 0.0
+    max_ = 0.0
+    may = 0.0
+    mbx = 0.0
+    mby = 0.0
+    for k in range(pa.shape[0]):
+        w = wt[k]
+        wsum += w
+        max_ += w * xy_a[pa[k], 0]
+        may += w * xy_a[pa[k], 1]
+        mbx += w * xy_b[pb[k], 0]
+        mby += w * xy_b[pb[k], 1]
+    max_ /= wsum
+    may /= wsum
+    mbx /= wsum
+    mby /= wsum
+    sc = 0.0
+    ss = 0.0
+    for k in range(pa.shape[0]):
+        ax, ay = xy_a[pa[k], 0] - max_, xy_a[pa[k], 1] - may
+        bx, by = xy_b[pb[k], 0] - mbx, xy_b[pb[k], 1] - mby
+        sc += wt[k] * (ax * bx + ay * by)
+        ss += wt[k] * (ax * by - ay * bx)
+    r = math.hypot(sc, ss)
+    if r <= 0.0:
+        return 1.0, 0.0, mbx - max_, mby - may
+    c, s = sc / r, ss / r
+    return c, s, mbx - (max_ * c - may * s), mby - (max_ * s + may * c)
+
+
+@njit(**_JIT)
 def pairing(
     xy_a: np.ndarray,
     ua: np.ndarray,
@@ -124,14 +197,14 @@ def pairing(
     grid_b: np.ndarray,
     block_b: int,
     tol_d: float,
-    tol_grow: float,
     cos_tol_a: float,
     min_overlap: int,
+    refine: int,
 ) -> float:
-    """Align on the weighted pairs, pair minutiae one to one within tolerances; matched^2 / overlaps.
+    """Align on the relaxed pairs, pair minutiae one to one; matched^2 / (overlap_a * overlap_b).
 
-    The distance tolerance grows with the distance from the anchor pairs' centre: skin stretches,
-    so a rigid alignment that is exact around the anchors drifts further away from them.
+    The first alignment comes from the few relaxed pairs; `refine` times it is refitted by least
+    squares on all the minutiae paired so far and the pairing redone (kept when it pairs more).
     """
     cs = 0.0
     sn = 0.0
@@ -146,56 +219,33 @@ def pairing(
     c, s = cs / norm, sn / norm
     tx = 0.0
     ty = 0.0
-    cx = 0.0
-    cy = 0.0
     for k in range(pa.shape[0]):
         i, j = pa[k], pb[k]
         tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
         ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
-        cx += wt[k] * xy_b[j, 0]
-        cy += wt[k] * xy_b[j, 1]
     tx /= wsum
     ty /= wsum
-    cx /= wsum
-    cy /= wsum
     na, nb = xy_a.shape[0], xy_b.shape[0]
+    ma = np.empty(min(na, nb), np.int64)
+    mb = np.empty(min(na, nb), np.int64)
+    matched = _pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb)
+    for _ in range(refine):
+        if matched < 3:
+            break
+        c2, s2, tx2, ty2 = _fit(xy_a, xy_b, ma[:matched], mb[:matched], np.ones(matched))
+        ma2 = np.empty_like(ma)
+        mb2 = np.empty_like(mb)
+        m2 = _pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
+        if m2 <= matched:
+            break
+        matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
+    if matched == 0:
+        return 0.0
     ax = np.empty(na)
     ay = np.empty(na)
-    aux = np.empty(na)
-    auy = np.empty(na)
     for i in range(na):
         ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
         ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
-        aux[i] = ua[i, 0] * c - ua[i, 1] * s
-        auy[i] = ua[i, 0] * s + ua[i, 1] * c
-    # candidate pairs within tolerance, cost = distance / tolerance; then greedy one-to-one
-    cost = np.empty(na * nb)
-    ci = np.empty(na * nb, np.int64)
-    cj = np.empty(na * nb, np.int64)
-    nc = 0
-    for j in range(nb):
-        r = math.hypot(xy_b[j, 0] - cx, xy_b[j, 1] - cy)
-        tol = tol_d + tol_grow * r
-        tol2 = tol * tol
-        for i in range(na):
-            dx = ax[i] - xy_b[j, 0]
-            dy = ay[i] - xy_b[j, 1]
-            d2 = dx * dx + dy * dy
-            if d2 < tol2 and aux[i] * ub[j, 0] + auy[i] * ub[j, 1] > cos_tol_a:
-                cost[nc] = math.sqrt(d2) / tol
-                ci[nc] = i
-                cj[nc] = j
-                nc += 1
-    if nc == 0:
-        return 0.0
-    used_a = np.zeros(na, np.bool_)
-    used_b = np.zeros(nb, np.bool_)
-    matched = 0
-    for k in np.argsort(cost[:nc]):
-        if not used_a[ci[k]] and not used_b[cj[k]]:
-            used_a[ci[k]] = True
-            used_b[cj[k]] = True
-            matched += 1
     ov_a = footprint_count(grid_b, block_b, ax, ay)
     # b's minutiae back in a's frame: inverse rotation of (xy - t)
     bx = np.empty(nb)
@@ -225,8 +275,8 @@ def consolidate(
     ip: np.ndarray,
 ) -> float:
     """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
-    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, tol_grow = fp[:10]
-    n_relax, iters, min_np, max_np, min_overlap = ip[:5]
+    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau = fp[:9]
+    n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
     na, nb = sim.shape
     ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
     nr = ia.shape[0]
@@ -244,7 +294,7 @@ def consolidate(
     if mix >= 1.0:
         return lss
     pr = pairing(
-        xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, tol_grow, cos_tol_a, min_overlap
+        xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap, refine
     )
     if lss <= 0.0 or pr <= 0.0:
         return 0.0

@@ -67,10 +67,10 @@ def _packed(p: MatchParams) -> tuple[np.ndarray, np.ndarray]:
         fp = np.array(
             [
                 np.cos(p.max_rotation), -0.5 / p.rho_sigma_d**2, -0.5 / p.rho_sigma_a**2, p.relax_w,
-                p.pair_tol_d, np.cos(p.pair_tol_a), p.score_mix, p.np_mu, p.np_tau, p.pair_tol_grow,
+                p.pair_tol_d, np.cos(p.pair_tol_a), p.score_mix, p.np_mu, p.np_tau,
             ],
             np.float64,
         )  # fmt: skip
-        ip = np.array([p.n_relax_pairs, p.relax_iters, p.min_np, p.max_np, p.min_overlap], np.int64)
+        ip = np.array([p.n_relax_pairs, p.relax_iters, p.min_np, p.max_np, p.min_overlap, p.pair_refine], np.int64)
         got = _PACKED[p] = (fp, ip)
     return got

@@ -43,9 +43,9 @@ class ExtractionParams:
     seg_band_min: float = 0.30  # ... and blocks with less of their spectrum in the ridge band
 
     # orientation (orientation.py)
-    grad_sigma: float = 1.8  # pre-smoothing before the gradient
+    grad_sigma: float = 1.2  # pre-smoothing before the gradient
     orient_fine_blocks: float = 1.0  # doubled-angle smoothing, fine scale (blocks)
-    orient_coarse_blocks: float = 3.0  # coarse scale, used where the fine scale is incoherent
+    orient_coarse_blocks: float = 2.0  # coarse scale, used where the fine scale is incoherent
     orient_coherence_lo: float = 0.15  # below: coarse orientation only
     orient_coherence_hi: float = 0.45  # above: fine orientation only
 
@@ -58,17 +58,17 @@ class ExtractionParams:
     freq_smooth_blocks: float = 1.5
 
     # contextual Gabor enhancement (enhancement.py)
-    enhance_scale: int = 2  # filter at 1/scale resolution (speed), upsample the result
+    enhance_scale: int = 1  # filter at 1/scale resolution (2: 2.5x faster, +0.3 points of EER)
     gabor_orientations: int = 16
     gabor_sigma_across: float = 0.50  # times the period, across the ridges
-    gabor_sigma_along: float = 0.60  # times the period, along the ridges
+    gabor_sigma_along: float = 0.50  # times the period, along the ridges
     # filter bank periods (a fixed grid, so cached filters are reused); each pixel takes the nearest
-    gabor_period_bins: tuple[float, ...] = (6.0, 7.5, 9.5, 12.0)
+    gabor_period_bins: tuple[float, ...] = (6.0, 7.0, 8.0, 9.5, 11.0, 13.0)
 
     # minutiae (minutiae.py)
     border_margin: float = 8.0  # minimum distance to the mask border
-    spur_length: int = 12  # ending-to-bifurcation branches shorter than this are spurs
-    short_ridge_length: int = 14  # ending-to-ending ridges shorter than this are noise
+    spur_length: int = 8  # ending-to-bifurcation branches shorter than this are spurs
+    short_ridge_length: int = 10  # ending-to-ending ridges shorter than this are noise
     bridge_length: int = 12  # bifurcation-to-bifurcation links shorter than this
     bridge_angle_deg: float = 35.0  # ... and this far off the ridge flow are bridges
     break_distance: float = 1.6  # times the period: facing endings closer than this are breaks
@@ -140,9 +140,9 @@ class MatchParams:
     # Global consolidation: align on the relaxed pairs, count minutiae pairing within these
     # tolerances, normalise by the minutiae in the common area (at least min_overlap each).
     pair_tol_d: float = 20.0
-    pair_tol_grow: float = 0.0  # distance tolerance added per pixel from the anchor pairs (distortion)
     pair_tol_a: float = 0.5236  # pi/6
     min_overlap: int = 8
+    pair_refine: int = 1  # least-squares refits of the alignment on the paired minutiae
     # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.
     score_mix: float = 0.5
 
