@@ -99,6 +99,9 @@ class Engine:
         self.threshold = float(thresholds[threshold_name])
         self._parsed: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
         self._parsed_max = parsed_cache
+        warm_up = getattr(self.m, "warm_up", None)
+        if warm_up is not None:  # compile the matcher's kernels now, not during the first patient's check
+            warm_up()
 
     def quality(self, image: np.ndarray):
         return self.m.quality(image)

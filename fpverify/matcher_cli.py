@@ -107,7 +107,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         """Extraction ms, 1:1 µs, 1:N comparisons/s (numpy and onnxruntime) on one core."""
         # One core: BLAS/OpenMP pools are sized when numpy loads, so run in a fresh process.
         env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "OPENCV_FOR_THREADS_NUM", "NUMBA_NUM_THREADS"):
             env[var] = "1"
         cmd = [
             sys.executable, "-m", "fpverify.bench.speed", "--datasets", str(datasets), "--out", str(out),

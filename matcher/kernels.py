@@ -275,7 +275,7 @@ def consolidate(
     ip: np.ndarray,
 ) -> float:
     """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
-    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau = fp[:9]
+    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, power = fp[:10]
     n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
     na, nb = sim.shape
     ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
@@ -292,10 +292,10 @@ def consolidate(
     wt = lam[top]
     lss = wt.mean()
     if mix >= 1.0:
-        return lss
+        return lss**power
     pr = pairing(
         xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap, refine
     )
     if lss <= 0.0 or pr <= 0.0:
         return 0.0
-    return lss**mix * pr ** (1.0 - mix)
+    return (lss**mix * pr ** (1.0 - mix)) ** power

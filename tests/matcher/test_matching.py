@@ -74,3 +74,29 @@ def test_real_images_genuine_beats_impostor(datasets_dir):
     # A template survives its binary form unchanged.
     t = tm[(101, 1)]
     assert matcher.compare(Template.from_bytes(t.to_bytes()), tm[(101, 2)]) == matcher.compare(t, tm[(101, 2)])
+
+
+def test_top_pairs_match_a_full_sort():
+    from matcher import kernels
+
+    rng = np.random.default_rng(11)
+    sim = rng.random((30, 25)).astype(np.float32)
+    ua = rng.normal(size=(30, 2))
+    ub = rng.normal(size=(25, 2))
+    ua /= np.linalg.norm(ua, axis=1, keepdims=True)
+    ub /= np.linalg.norm(ub, axis=1, keepdims=True)
+    gate = np.cos(np.pi / 2)
+    ia, ib, lam0 = kernels.top_pairs(sim, gate, ua, ub, 48)
+    allowed = np.where(ua @ ub.T >= gate, sim, -1.0).ravel()
+    want = np.sort(allowed)[::-1][:48]
+    assert np.allclose(lam0, want)
+    assert np.allclose(sim[ia, ib], lam0)
+    # fewer allowed pairs than asked for: only those come back
+    ia, ib, lam0 = kernels.top_pairs(sim[:2, :2], 1.1, ua[:2], ub[:2], 48)
+    assert len(ia) == len(ib) == len(lam0) == 0
+
+
+def test_warm_up_compiles_and_compare_still_works(population):
+    matcher.warm_up()
+    a, b = population[0][0], population[0][1]
+    assert matcher.compare(a, b) > 0.0
