@@ -1,5 +1,5 @@
-"""Private PostgreSQL and Mosquitto for `fpverify bench ingest` (a trimmed copy of tests/services.py;
-the package must not import tests). Runs PostgreSQL as `postgres` when we are root."""
+"""Private PostgreSQL and Mosquitto for `fpverify bench ingest`, and the process helpers that
+tests/services.py builds on (the package must not import tests). Runs PostgreSQL as `postgres` when we are root."""
 
 from __future__ import annotations
 
@@ -21,30 +21,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 20.0) -> None:
+def wait_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port}")
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
-def _which(name: str, dirs: tuple[str, ...]) -> str | None:
+def find_binary(name: str, extra_dirs: tuple[str, ...] = ()) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    for d in dirs:
+    for d in extra_dirs:
         if (Path(d) / name).exists():
             return str(Path(d) / name)
     return None
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Terminate, then kill what does not exit within `timeout`."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class PrivateMosquitto:
     def __init__(self, workdir: Path, conf: str = BROKER_CONF):
-        self.binary = _which("mosquitto", ("/usr/sbin",))
+        self.binary = find_binary("mosquitto", ("/usr/sbin",))
         if not self.binary:
             raise RuntimeError("mosquitto is not installed")
         self.workdir = Path(workdir)
@@ -62,19 +73,13 @@ class PrivateMosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class PrivatePostgres:
     def __init__(self, workdir: Path):
         dirs = tuple(sorted((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")), reverse=True))
-        pg_ctl = _which("pg_ctl", dirs)
+        pg_ctl = find_binary("pg_ctl", dirs)
         if not pg_ctl:
             raise RuntimeError("PostgreSQL server binaries are not installed")
         self.pg_ctl = os.path.realpath(pg_ctl)

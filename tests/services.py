@@ -10,38 +10,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
+from server.devtools import find_binary, free_port, stop_process, wait_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
-
-
-def find_binary(name: str, extra_dirs: tuple[str, ...] = ()) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    for d in extra_dirs:
-        p = Path(d) / name
-        if p.exists():
-            return str(p)
-    return None
+__all__ = ["Mosquitto", "Postgres", "find_binary", "free_port", "wait_port"]
 
 
 class Mosquitto:
@@ -75,13 +49,7 @@ class Mosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:
