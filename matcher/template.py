@@ -121,21 +121,6 @@ class Template:
         return descriptors.hull_validity(self.minutiae, self.shape, block, self.params.hull_margin), block
 
     @cached_property
-    def _footprint(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Flattened finger grid with a False border, index scale and index limit."""
-        grid, block = self.valid_grid
-        padded = np.pad(grid, 1)
-        scale = np.array([1.0 / block, -1.0 / block], np.float32)
-        limit = np.array([padded.shape[1] - 1, padded.shape[0] - 1], np.int64)
-        return padded, scale, limit
-
-    def footprint_count(self, xy_up: np.ndarray) -> int:
-        """How many points (x, y-up frame of this template) fall on this template's finger area."""
-        grid, scale, limit = self._footprint
-        ij = np.minimum(np.maximum((xy_up * scale).astype(np.int64) + 1, 0), limit)
-        return int(np.count_nonzero(grid[ij[:, 1], ij[:, 0]]))
-
-    @cached_property
     def local(self) -> descriptors.LocalDescriptors:
         grid, block = self.valid_grid
         return descriptors.build(self.minutiae, grid, block, self.params)
