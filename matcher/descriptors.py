@@ -63,7 +63,6 @@ class LocalDescriptors:
     xy: np.ndarray  # (K, 2) float32, right-handed (y up)
     theta: np.ndarray  # (K,) float32 radians
     unit: np.ndarray  # (K, 2) float32 (cos, sin) of theta: rotation gate as a matrix product
-    sqnorm: np.ndarray  # (K,) float32 squared norm of xy (pairwise distances as a matrix product)
 
     @property
     def count(self) -> int:
@@ -114,7 +113,7 @@ def build(
     dlen = offs.shape[0] * nd
     empty = LocalDescriptors(
         np.zeros((0, dlen), np.float32), np.zeros(0, np.int64), np.zeros((0, 2), np.float32), np.zeros(0, np.float32),
-        np.zeros((0, 2), np.float32), np.zeros(0, np.float32),
+        np.zeros((0, 2), np.float32),
     )
     if n == 0:
         return empty
@@ -169,5 +168,4 @@ def build(
         xy=np.ascontiguousarray(xy[idx], np.float32),
         theta=np.ascontiguousarray(th[idx], np.float32),
         unit=np.ascontiguousarray(np.stack([np.cos(th[idx]), np.sin(th[idx])], axis=1), np.float32),
-        sqnorm=(xy[idx] ** 2).sum(axis=1).astype(np.float32),
     )

@@ -151,31 +151,29 @@ def _pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb):
 
 
 @njit(**_JIT)
-def _fit(xy_a, xy_b, pa, pb, wt):
-    """Weighted least-squares rigid transform (cos, sin, tx, ty) taking a's points onto b's."""
-    wsum = 0.0
+def _fit(xy_a, xy_b, pa, pb):
+    """Least-squares rigid transform (cos, sin, tx, ty) taking a's paired points onto b's."""
+    n = pa.shape[0]
     max_ = 0.0
     may = 0.0
     mbx = 0.0
     mby = 0.0
-    for k in range(pa.shape[0]):
-        w = wt[k]
-        wsum += w
-        max_ += w * xy_a[pa[k], 0]
-        may += w * xy_a[pa[k], 1]
-        mbx += w * xy_b[pb[k], 0]
-        mby += w * xy_b[pb[k], 1]
-    max_ /= wsum
-    may /= wsum
-    mbx /= wsum
-    mby /= wsum
+    for k in range(n):
+        max_ += xy_a[pa[k], 0]
+        may += xy_a[pa[k], 1]
+        mbx += xy_b[pb[k], 0]
+        mby += xy_b[pb[k], 1]
+    max_ /= n
+    may /= n
+    mbx /= n
+    mby /= n
     sc = 0.0
     ss = 0.0
-    for k in range(pa.shape[0]):
+    for k in range(n):
         ax, ay = xy_a[pa[k], 0] - max_, xy_a[pa[k], 1] - may
         bx, by = xy_b[pb[k], 0] - mbx, xy_b[pb[k], 1] - mby
-        sc += wt[k] * (ax * bx + ay * by)
-        ss += wt[k] * (ax * by - ay * bx)
+        sc += ax * bx + ay * by
+        ss += ax * by - ay * bx
     r = math.hypot(sc, ss)
     if r <= 0.0:
         return 1.0, 0.0, mbx - max_, mby - may
@@ -232,7 +230,7 @@ def pairing(
     for _ in range(refine):
         if matched < 3:
             break
-        c2, s2, tx2, ty2 = _fit(xy_a, xy_b, ma[:matched], mb[:matched], np.ones(matched))
+        c2, s2, tx2, ty2 = _fit(xy_a, xy_b, ma[:matched], mb[:matched])
         ma2 = np.empty_like(ma)
         mb2 = np.empty_like(mb)
         m2 = _pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
