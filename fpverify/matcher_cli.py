@@ -96,6 +96,34 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             f"FVC EER {100 * m['fvc_EER']:.2f} %  ->  {out / 'report.md'}"
         )
 
+    @bench.command("teacher")
+    def teacher(
+        datasets: Path = typer.Option(default_root(), help="folder holding the FVC sets"),
+        sets: str = typer.Option("", help="comma-separated set names (default: all 12 FVC sets present)"),
+        out: Path = typer.Option(Path("bench-out/teacher"), "--out"),
+        cache: Path | None = typer.Option(None, help="template and teacher cache folder (outside the repo)"),
+        fingers: int = typer.Option(0, help="only the first N fingers of each set (0: all)"),
+    ) -> None:
+        """Our minutiae against LEADER's (recall, precision) and our matcher's EER on each."""
+        from fpverify.bench import datasets as ds
+        from fpverify.bench import teacher as tb
+
+        names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
+        if not names:
+            typer.echo(f"error: no FVC sets under {datasets}", err=True)
+            raise typer.Exit(2)
+        try:
+            res = tb.run(datasets, names, out, cache=cache, fingers=fingers)
+        except (FileNotFoundError, RuntimeError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        m = res["mean"]
+        typer.echo(
+            f"mean all-pairs EER: ours {100 * m['ours_allpairs_EER']:.2f} %, on LEADER's minutiae "
+            f"{100 * m['teacher_allpairs_EER']:.2f} %; recall {m['recall']:.2f}, precision {m['precision']:.2f}"
+            f"  ->  {out / 'report.md'}"
+        )
+
     @bench.command("speed")
     def speed(
         datasets: Path = typer.Option(default_root(), help="folder holding the FVC sets"),

