@@ -97,17 +97,34 @@ def _empty(shape: tuple[int, int], params: ExtractionParams, blocks: np.ndarray,
     )
 
 
-def extract_features(
+@dataclass(frozen=True)
+class Prepared:
+    """What every minutia detector works from: the finger's bounding box after enhancement.
+
+    Arrays are crops of the 500-dpi image starting at (y0, x0); `field`, `clarity` and the full-image
+    mask grid stay in their own coordinates (use `angle_at` / `reliability_at` with crop coordinates).
+    """
+
+    norm: np.ndarray  # float32 contrast-normalised crop (about -3..3)
+    enhanced: np.ndarray  # float32 Gabor-enhanced crop (ridges negative)
+    mask: np.ndarray  # bool pixel mask of the crop
+    y0: int
+    x0: int
+    shape: tuple[int, int]  # (H, W) of the 500-dpi image
+    blocks: np.ndarray  # bool block mask of the full image
+    block_angles: np.ndarray  # radians, image y-down, on the block grid
+    period: float
+    angle_at: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    reliability_at: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def prepare(
     image: np.ndarray,
     dpi: int = 500,
     params: ExtractionParams | None = None,
     debug: Debug | None = None,
-) -> Features:
-    """Extract minutiae and context from a greyscale fingerprint image.
-
-    Raises ValueError for unusable input (see matcher.validate). An image without a
-    recognisable finger area yields Features with no minutiae and an empty mask.
-    """
+) -> Prepared | Features:
+    """All stages before minutia detection; an empty Features where no finger area is found."""
     params = params or ExtractionParams()
     img = to_target_dpi(validate_image(image, dpi, params), dpi, params)
     shape = (int(img.shape[0]), int(img.shape[1]))
@@ -156,7 +173,11 @@ def extract_features(
         if debug:
             debug("mask", np.zeros(shape, np.uint8))
         return _empty(shape, params, seg.blocks, period.median)
-    mask = seg.pixels[y0:y1, x0:x1]
+    if debug:
+        debug("mask", seg.pixels.astype(np.uint8) * 255)
+        full = np.full(shape, -2.0, np.float32)
+        full[y0:y1, x0:x1] = -enhanced
+        debug("enhanced", to_uint8(full, -2.0, 2.0))
 
     def angle_at(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         return sample_angles(field, xs + x0, ys + y0, b)
@@ -167,37 +188,78 @@ def extract_features(
         clear = sample_grid(clarity, xs, ys, b) / params.quality_clarity_ref
         return np.clip(coh, 0, 1) * np.clip(clear, 0, 1)
 
+    return Prepared(
+        norm=normc,
+        enhanced=enhanced,
+        mask=seg.pixels[y0:y1, x0:x1],
+        y0=y0,
+        x0=x0,
+        shape=shape,
+        blocks=seg.blocks,
+        block_angles=block_angles,
+        period=float(period.median),
+        angle_at=angle_at,
+        reliability_at=reliability_at,
+    )
+
+
+def extract_features(
+    image: np.ndarray,
+    dpi: int = 500,
+    params: ExtractionParams | None = None,
+    debug: Debug | None = None,
+) -> Features:
+    """Extract minutiae and context from a greyscale fingerprint image.
+
+    Raises ValueError for unusable input (see matcher.validate). An image without a
+    recognisable finger area yields Features with no minutiae and an empty mask.
+    """
+    params = params or ExtractionParams()
+    p = prepare(image, dpi, params, debug)
+    if isinstance(p, Features):
+        return p
+    m = _skeleton_minutiae(p, params, debug)
+    if debug:
+        debug("minutiae", _minutiae_image(to_uint8(_full(p, p.norm, -3.0), -3, 3), m.x + p.x0, m.y + p.y0, m.angle, m.kind))
+    return _features(p, m, params)
+
+
+def _full(p: Prepared, crop: np.ndarray, fill: float) -> np.ndarray:
+    full = np.full(p.shape, fill, np.float32)
+    full[p.y0 : p.y0 + crop.shape[0], p.x0 : p.x0 + crop.shape[1]] = crop
+    return full
+
+
+def _skeleton_minutiae(p: Prepared, params: ExtractionParams, debug: Debug | None):
+    """Classical detector: binarise the enhanced ridges, thin them, read minutiae off the skeleton."""
+    mask, enhanced, angle_at, reliability_at = p.mask, p.enhanced, p.angle_at, p.reliability_at
     binary = binarise(enhanced, mask)
     skeleton = clean_skeleton(thin(binary), angle_at, params)
-    m = extract_minutiae(skeleton, mask, angle_at, reliability_at, period.median, params)
+    m = extract_minutiae(skeleton, mask, angle_at, reliability_at, p.period, params)
     if debug:
-        debug("mask", seg.pixels.astype(np.uint8) * 255)
-        for name, arr, lo, hi in (
-            ("enhanced", -enhanced, -2.0, 2.0),
-            ("binary", binary.astype(np.float32), 0, 1),
-            ("skeleton", skeleton.astype(np.float32), 0, 1),
-        ):
-            full = np.zeros(shape, np.float32) + (lo if name == "enhanced" else 0)
-            full[y0:y1, x0:x1] = arr
-            debug(name, to_uint8(full, lo, hi))
-        debug("minutiae", _minutiae_image(to_uint8(norm, -3, 3), m.x + x0, m.y + y0, m.angle, m.kind))
+        debug("binary", to_uint8(_full(p, binary.astype(np.float32), 0.0), 0, 1))
+        debug("skeleton", to_uint8(_full(p, skeleton.astype(np.float32), 0.0), 0, 1))
+    return m
 
+
+def _features(p: Prepared, m, params: ExtractionParams) -> Features:
+    """Package detected minutiae (crop coordinates, image y-down angles) as Features."""
     minutiae = np.stack(
         [
-            m.x + x0,
-            m.y + y0,
+            m.x + p.x0,
+            m.y + p.y0,
             _wrap(-m.angle, 2 * np.pi),  # image y-down angle -> ISO counter-clockwise
             m.quality,
             m.kind.astype(np.float32),
         ],
         axis=1,
     ).astype(np.float32)
-    orientation = np.where(seg.blocks, _wrap(-block_angles, np.pi), np.nan).astype(np.float32)
+    orientation = np.where(p.blocks, _wrap(-p.block_angles, np.pi), np.nan).astype(np.float32)
     return Features(
         minutiae=minutiae.reshape(-1, 5),
-        mask=seg.blocks,
-        mask_block=b,
-        shape=shape,
+        mask=p.blocks,
+        mask_block=params.block,
+        shape=p.shape,
         orientation=orientation,
-        ridge_period=float(period.median),
+        ridge_period=p.period,
     )
