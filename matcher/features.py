@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from matcher import learned
 from matcher.enhancement import enhance
 from matcher.frequency import estimate_period, pixel_period
 from matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
@@ -34,7 +35,12 @@ from matcher.segmentation import refine, ridge_clarity, segment
 from matcher.validate import to_target_dpi, validate_image
 
 Debug = Callable[[str, np.ndarray], None]
-STAGES = ("normalised", "mask", "orientation", "frequency", "enhanced", "binary", "skeleton", "minutiae")
+_SHARED = ("normalised", "orientation", "frequency", "mask", "enhanced")
+STAGES = {  # debug images each detector writes, in order
+    "fused": (*_SHARED, "binary", "skeleton", "detection", "minutiae"),
+    "learned": (*_SHARED, "detection", "minutiae"),
+    "skeleton": (*_SHARED, "binary", "skeleton", "minutiae"),
+}
 
 
 @dataclass(frozen=True)
@@ -218,7 +224,17 @@ def extract_features(
     p = prepare(image, dpi, params, debug)
     if isinstance(p, Features):
         return p
-    m = _skeleton_minutiae(p, params, debug)
+    if params.detector not in STAGES:
+        raise ValueError(f"unknown minutia detector {params.detector!r} ({', '.join(STAGES)})")
+    if params.detector == "skeleton":
+        m = _skeleton_minutiae(p, params, debug)
+    else:
+        out = learned.run(p.norm, p.enhanced, p.mask, params)
+        m = learned.decode(out, p.mask, params)
+        if params.detector == "fused":
+            m = learned.confirm(m, _skeleton_minutiae(p, params, debug), out, p.mask, params)
+        if debug:
+            debug("detection", to_uint8(_full(p, learned.probability_image(out, p.mask.shape), 0.0), 0, 1))
     if debug:
         debug("minutiae", _minutiae_image(to_uint8(_full(p, p.norm, -3.0), -3, 3), m.x + p.x0, m.y + p.y0, m.angle, m.kind))
     return _features(p, m, params)

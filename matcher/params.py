@@ -65,7 +65,16 @@ class ExtractionParams:
     # filter bank periods (a fixed grid, so cached filters are reused); each pixel takes the nearest
     gabor_period_bins: tuple[float, ...] = (6.0, 7.0, 8.0, 9.5, 11.0, 13.0)
 
-    # minutiae (minutiae.py)
+    # minutia detector: "learned" (matcher/learned.py, the distilled network), "skeleton" (minutiae.py),
+    # or "fused": the network's minutiae plus the skeleton's that the network confirms (learned.confirm)
+    detector: str = "fused"
+    learned_model: str = ""  # path of an ONNX model; empty = the one shipped in matcher/models
+    learned_threshold: float = 0.3  # minimum detection probability
+    learned_nms_px: float = 6.0  # detections closer than this keep only the strongest
+    learned_margin: float = 4.0  # minimum distance to the mask border
+    learned_confirm: float = 0.05  # "fused": network probability that admits a skeleton minutia
+
+    # classical skeleton detector (minutiae.py)
     border_margin: float = 8.0  # minimum distance to the mask border
     spur_length: int = 8  # ending-to-bifurcation branches shorter than this are spurs
     short_ridge_length: int = 10  # ending-to-ending ridges shorter than this are noise

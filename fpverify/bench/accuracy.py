@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets, metrics
+from matcher.params import ExtractionParams
 
 # Published reference figures on these sets (all-pairs EER %, issue 2).
 REFERENCE_EER = {
@@ -49,20 +50,20 @@ class SetScores:
     images: int = 0
 
 
-def _extractor_fingerprint() -> str:
-    """Hash of the extraction code and template format: a cache key that changes with them."""
+def _extractor_fingerprint(extraction: ExtractionParams) -> str:
+    """Hash of the extraction code, parameters and model: a cache key that changes with them."""
     import matcher
 
     root = Path(matcher.__file__).parent
     h = hashlib.sha256()
     mine = {"matching.py", "kernels.py", "gallery.py", "descriptors.py", "iso19794.py", "params.py"}
-    from matcher.params import ExtractionParams
-
-    h.update(repr(ExtractionParams()).encode())  # params.py also holds MatchParams: hash values only
-    for p in sorted(root.rglob("*.py")):
+    h.update(repr(extraction).encode())  # params.py also holds MatchParams: hash values only
+    for p in sorted([*root.rglob("*.py"), *root.rglob("*.onnx")]):
         if p.name not in mine:
             h.update(p.name.encode())
             h.update(p.read_bytes())
+    if extraction.learned_model:
+        h.update(Path(extraction.learned_model).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -72,15 +73,18 @@ def extract_all(
     cache: Path | None,
     tag: str,
     advance: Callable[[], None],
+    extraction: ExtractionParams | None = None,
 ) -> tuple[dict, list[float], int]:
     """Templates (None on failure), extraction times in ms, failure count."""
     import matcher
     from matcher.template import Template
 
+    extraction = extraction or ExtractionParams()
+
     cached: dict = {}
     cache_file = None
     if cache is not None:
-        cache_file = cache / f"{tag}-{_extractor_fingerprint()}.json"
+        cache_file = cache / f"{tag}-{_extractor_fingerprint(extraction)}.json"
         if cache_file.exists():
             cached = json.loads(cache_file.read_text())
     templates, times, failures = {}, [], 0
@@ -93,7 +97,7 @@ def extract_all(
         else:
             t0 = time.perf_counter()
             try:
-                t = matcher.extract(img, dpi=dpi)
+                t = matcher.extract(img, dpi=dpi, extraction=extraction)
             except ValueError:
                 t = None
             ms = (time.perf_counter() - t0) * 1e3
@@ -156,13 +160,16 @@ def run(
     condition: str,
     out: Path,
     cache: Path | None = None,
+    extraction: ExtractionParams | None = None,
 ) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if condition not in ("native", "sensor"):
         raise ValueError("condition must be native or sensor")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"sets": {}}
+    extraction = extraction or ExtractionParams()
+    results: dict = {"extractor": describe_extractor(extraction), "sets": {}}
+    seen = set(results["extractor"].get("training_sets", []))
     all_scores: dict[str, SetScores] = {}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
@@ -176,7 +183,7 @@ def run(
                 dpi = 500
             task = progress.add_task(f"{name}: extract", total=len(images))
             templates, times, _ = extract_all(
-                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task)
+                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task), extraction
             )
             n = len(templates)
             progress.update(task, description=f"{name}: compare", completed=0, total=n * (n - 1) // 2)
@@ -184,6 +191,7 @@ def run(
             s.extract_ms = times
             all_scores[name] = s
             results["sets"][name] = summarise(name, s)
+            results["sets"][name]["seen_in_training"] = name in seen
             progress.remove_task(task)
             progress.advance(overall)
 
@@ -213,6 +221,19 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f}"
 
 
+def describe_extractor(extraction: ExtractionParams) -> dict:
+    """Detector, model file and the sets its network was trained on (from the model's metadata)."""
+    out: dict = {"detector": extraction.detector}
+    if extraction.detector != "skeleton":
+        from matcher import learned
+
+        meta = learned.model_metadata(extraction.learned_model)
+        out["model"] = extraction.learned_model or learned.SHIPPED
+        out["training_sets"] = [t for t in meta.get("fpverify.training_sets", "").split(",") if t]
+        out["held_out"] = meta.get("fpverify.held_out", "")
+    return out
+
+
 def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: int) -> str:
     lines = [
         f"# Matcher accuracy ({condition} images)",
@@ -229,8 +250,9 @@ def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: i
     for name, r in results["sets"].items():
         nb, sa = REFERENCE_EER.get(name, (float("nan"), float("nan")))
         a = r["allpairs"]
+        mark = " †" if r.get("seen_in_training") else ""
         lines.append(
-            f"| {name} | {_pct(r['FTE'])} | {_pct(r['fvc']['EER'])} | {_pct(a['EER'])} | {_pct(a['FMR100'])} | "
+            f"| {name}{mark} | {_pct(r['FTE'])} | {_pct(r['fvc']['EER'])} | {_pct(a['EER'])} | {_pct(a['FMR100'])} | "
             f"{_pct(a['FMR1000'])} | {_pct(a['ZeroFMR'])} | {nb:.2f} | {sa:.2f} | "
             f"{r['extract_ms_median']:.1f} | {r['compare_us_median']:.0f} |"
         )
@@ -251,6 +273,14 @@ def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: i
     ]
     for k, r in thresholds.items():
         lines.append(f"| {k} | {r['threshold']:.4f} | {_pct(r['FMR'])} | {_pct(r['FNMR'])} |")
+    ex = results.get("extractor", {})
+    lines += ["", f"Minutia detector: {ex.get('detector', '?')}" + (f", model {ex['model']}" if "model" in ex else "") + "."]
+    if any(r.get("seen_in_training") for r in results["sets"].values()):
+        lines += [
+            "† The network's training saw this set's images (with the teacher's minutiae, never identities):",
+            "its figure is optimistic. Held-out figures come from a model trained without the set's year",
+            "(`fpverify train extractor --hold-out YEAR`, then `--model`).",
+        ]
     lines += ["", "DET curves (all-pairs): det.png", ""]
     return "\n".join(lines)
 

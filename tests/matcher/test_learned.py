@@ -1,0 +1,155 @@
+"""The learned minutia detector: decoding, the shipped model, bad models, and the trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fpverify.bench import teacher
+from matcher import learned, synth
+from matcher.features import extract_features
+from matcher.params import ExtractionParams
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_decode_reads_peaks_offsets_directions_and_types():
+    g = 20  # 80 x 80 px crop, all finger
+    out = np.full((6, g, g), -10.0, np.float32)
+    out[1:3] = 0.0  # offset 0.5 cell
+    # strong minutia at cell (5, 8): offset (0.5, 0.5) -> (34, 22) px, direction 60 deg, bifurcation
+    out[0, 5, 8] = _logit(0.9)
+    out[3, 5, 8], out[4, 5, 8], out[5, 5, 8] = np.cos(np.pi / 3), np.sin(np.pi / 3), 3.0
+    out[0, 5, 9] = _logit(0.6)  # its neighbour: not a local maximum
+    out[0, 6, 10] = _logit(0.5)  # 8.9 px away: suppressed by a 10 px radius, kept by 6
+    out[0, 14, 14] = _logit(0.4)  # ending, direction 180 deg
+    out[3, 14, 14], out[4, 14, 14], out[5, 14, 14] = -1.0, 0.0, -3.0
+    out[0, 17, 3] = _logit(0.2)  # below the threshold
+    mask = np.ones((80, 80), bool)
+    p = ExtractionParams(learned_threshold=0.3, learned_nms_px=10.0, learned_margin=0.0, quality_border_px=1.0)
+    m = learned.decode(out, mask, p)
+    assert len(m) == 2
+    np.testing.assert_allclose([m.x[0], m.y[0]], [34.0, 22.0], atol=1e-4)
+    np.testing.assert_allclose(m.angle, [np.pi / 3, np.pi], atol=1e-5)
+    assert list(m.kind) == [2, 1]
+    assert m.quality[0] == pytest.approx(0.9, abs=1e-4)  # border ramp saturates at 1 px here
+    assert len(learned.decode(out, mask, ExtractionParams(learned_threshold=0.3, learned_nms_px=6.0, learned_margin=0))) == 3
+    # the mask margin removes detections near the finger's edge
+    edge = np.zeros((80, 80), bool)
+    edge[:, :30] = True
+    m2 = learned.decode(out, edge, ExtractionParams(learned_threshold=0.3, learned_margin=4.0))
+    assert len(m2) == 0
+
+
+def test_confirm_adds_only_supported_new_minutiae():
+    from matcher.minutiae import Minutiae
+
+    g = 20
+    out = np.full((6, g, g), -10.0, np.float32)
+    out[0, 10, 10] = _logit(0.1)  # weak support around (40..44, 40..44) px
+    out[0, 3, 3] = _logit(0.9)
+    f32 = np.float32
+    found = Minutiae(np.array([14.0], f32), np.array([14.0], f32), np.array([1.0], f32), np.array([0.9], f32), np.array([1]))
+    cand = Minutiae(
+        np.array([16.0, 42.0, 70.0], f32),  # near a detection / supported / unsupported
+        np.array([15.0, 41.0, 70.0], f32),
+        np.array([0.5, 2.0, 3.0], f32),
+        np.array([0.7, 0.7, 0.7], f32),
+        np.array([2, 2, 1]),
+    )
+    mask = np.ones((80, 80), bool)
+    p = ExtractionParams(learned_confirm=0.05, learned_nms_px=6.0, quality_border_px=1.0)
+    m = learned.confirm(found, cand, out, mask, p)
+    assert len(m) == 2
+    np.testing.assert_allclose([m.x[1], m.y[1], m.angle[1]], [42.0, 41.0, 2.0])
+    assert m.quality[1] == pytest.approx(0.1, abs=1e-3) and m.kind[1] == 2
+    assert len(learned.confirm(found, cand, out, mask, ExtractionParams(learned_confirm=0.2))) == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_learned_detector_finds_synthetic_minutiae(seed):
+    """Ground truth of synthetic prints (which the network never saw): most minutiae found, few invented,
+    directions right."""
+    img, truth = synth.impression(synth.generate_finger(seed), 0)
+    for detector in ("learned", "fused"):
+        f = extract_features(img, params=ExtractionParams(detector=detector))
+        a = teacher.agreement(f.minutiae.astype(np.float64), truth.astype(np.float64))
+        assert a["recall"] > 0.75 and a["precision"] > 0.75 and a["angle_agree"] > 0.9, (detector, a)
+
+
+def test_shipped_model_was_not_trained_on_its_held_out_year():
+    meta = learned.model_metadata()
+    held = meta["fpverify.held_out"]
+    assert held == "2002"
+    assert "LEADER" in meta["fpverify.teacher"]
+    assert all(f"fvc{held}_" not in s for s in meta["fpverify.training_sets"].split(","))
+
+
+def test_bad_model_files_are_clear_errors(tmp_path):
+    img, _ = synth.impression(synth.generate_finger(3), 0)
+    with pytest.raises(ValueError, match="cannot read the minutia model"):
+        extract_features(img, params=ExtractionParams(learned_model=str(tmp_path / "missing.onnx")))
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(ValueError, match="not a usable minutia model"):
+        extract_features(img, params=ExtractionParams(learned_model=str(junk)))
+    with pytest.raises(ValueError, match="unknown minutia detector"):
+        extract_features(img, params=ExtractionParams(detector="magic"))
+
+
+def test_both_detectors_agree_on_a_clean_print():
+    img, truth = synth.impression(synth.generate_finger(4), 1)
+    a = extract_features(img, params=ExtractionParams(detector="learned")).minutiae
+    b = extract_features(img, params=ExtractionParams(detector="skeleton")).minutiae
+    assert teacher.agreement(a.astype(np.float64), b.astype(np.float64))["recall"] > 0.7
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.2])
+def test_augment_moves_minutiae_and_directions_with_the_image(scale):
+    """A bright blob at the minutia and a dimmer one 20 px along its direction must stay so after any
+    resize, crop, flip or transpose."""
+    from fpverify import train_extractor as tx
+
+    x = np.zeros((3, 120, 140), np.float32)
+    px, py, th = 70.0, 60.0, 0.6
+    qx, qy = int(round(px + 20 * np.cos(th))), int(round(py + 20 * np.sin(th)))
+    x[0, int(py) - 1 : int(py) + 2, int(px) - 1 : int(px) + 2] = 1.0
+    x[0, qy - 1 : qy + 2, qx - 1 : qx + 2] = 0.5
+    x[2] = 1.0
+    s = tx.Sample(x, np.array([[px, py, th, 0.0]], np.float32))
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        img, p = tx.augment(s, 128, rng, scale=scale, blur=0.0)
+        assert len(p) == 1
+        ch = img[0].copy()
+        y1, x1 = np.unravel_index(np.argmax(ch), ch.shape)
+        ch[max(y1 - 4, 0) : y1 + 5, max(x1 - 4, 0) : x1 + 5] = 0
+        y2, x2 = np.unravel_index(np.argmax(ch), ch.shape)
+        assert np.hypot(x1 - p[0, 0], y1 - p[0, 1]) <= 1.5
+        d = np.angle(np.exp(1j * (np.arctan2(y2 - y1, x2 - x1) - p[0, 2])))
+        assert abs(d) < 0.15
+
+
+def test_training_runs_exports_and_loads(tmp_path):
+    """A few steps on synthetic prints with their true minutiae: the ONNX file loads and extracts."""
+    pytest.importorskip("torch", reason="training needs PyTorch: pip install 'fpverify[train]'")
+    from fpverify import train_extractor as tx
+    from matcher.features import prepare
+
+    samples = []
+    for seed in (5, 6):
+        img, truth = synth.impression(synth.generate_finger(seed), 0)
+        p = prepare(img)
+        pts = np.stack([truth[:, 0] - p.x0, truth[:, 1] - p.y0, np.mod(-truth[:, 2], 2 * np.pi), truth[:, 4] == 2], 1)
+        samples.append(tx.Sample(learned.net_input(p.norm, p.enhanced, p.mask), pts.astype(np.float32)))
+    losses = []
+    model = tx.train(samples, steps=30, batch=2, crop=128, channels=8, log=lambda step, parts: losses.append(parts))
+    assert losses and np.isfinite(losses[-1]).all()
+    path = tmp_path / "m.onnx"
+    tx.export(model, path, {"fpverify.held_out": "none"})
+    params = ExtractionParams(learned_model=str(path))
+    assert learned.model_metadata(str(path))["fpverify.held_out"] == "none"
+    f = extract_features(samples and synth.impression(synth.generate_finger(7), 0)[0], params=params)
+    assert f.minutiae.shape[1] == 5  # an untrained net may find nothing, but it must run end to end
