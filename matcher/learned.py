@@ -75,18 +75,27 @@ def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, mask: np.nda
     `learned_confirm` and no detection lies within `learned_nms_px`: the skeleton finds minutiae the
     network scores just under its threshold (small or low-contrast prints), and the network vetoes
     the skeleton's false minutiae in noise. A joined minutia's quality is that probability.
+    A detection with a candidate within `learned_nms_px` takes the candidate's type: the skeleton's
+    crossing number reads ending or bifurcation off the ridge topology, the network only guesses it.
     """
-    if len(candidates) == 0 or params.learned_confirm <= 0:
+    if len(candidates) == 0:
         return found
+    kind = found.kind.copy()
+    if len(found):
+        d = np.hypot(candidates.x[:, None] - found.x[None], candidates.y[:, None] - found.y[None])
+        near = d.min(axis=1)
+        closest = d.argmin(axis=0)
+        typed = d[closest, np.arange(len(found))] <= params.learned_nms_px
+        kind[typed] = candidates.kind[closest[typed]]
+    else:
+        near = np.full(len(candidates), np.inf)
     prob = cv2.dilate(_sigmoid(out[0]).astype(np.float32), np.ones((3, 3), np.uint8))
     gi = np.clip((candidates.y // STRIDE).astype(int), 0, prob.shape[0] - 1)
     gj = np.clip((candidates.x // STRIDE).astype(int), 0, prob.shape[1] - 1)
     support = prob[gi, gj]
-    if len(found):
-        near = np.hypot(candidates.x[:, None] - found.x[None], candidates.y[:, None] - found.y[None]).min(axis=1)
-    else:
-        near = np.full(len(candidates), np.inf)
     add = (support >= params.learned_confirm) & (near > params.learned_nms_px)
+    if params.learned_confirm <= 0:
+        add[:] = False
     h, w = mask.shape
     border = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     xi = np.clip(np.round(candidates.x[add]).astype(int), 0, w - 1)
@@ -97,7 +106,7 @@ def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, mask: np.nda
         np.concatenate([found.y, candidates.y[add]]).astype(np.float32),
         np.concatenate([found.angle, candidates.angle[add]]).astype(np.float32),
         np.concatenate([found.quality, support[add] * ramp]).astype(np.float32),
-        np.concatenate([found.kind, candidates.kind[add]]).astype(np.int32),
+        np.concatenate([kind, candidates.kind[add]]).astype(np.int32),
     )
     return joined.take(np.argsort(-joined.quality, kind="stable")[: params.max_minutiae])
 

@@ -15,9 +15,11 @@ def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
     res = accuracy.run(datasets_dir, [name], "native", tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == res
-    assert set(res) == {"sets", "mean"}
+    assert set(res) == {"extractor", "sets", "mean"}
+    assert res["extractor"]["detector"] == "fused" and res["extractor"]["held_out"] == "2002"
     r = res["sets"][name]
-    assert set(r) == {"fvc", "allpairs", "extract_ms_median", "compare_us_median", "FTE"}
+    assert set(r) == {"fvc", "allpairs", "extract_ms_median", "compare_us_median", "FTE", "seen_in_training"}
+    assert r["seen_in_training"] is False  # the shipped network never saw FVC2002
     assert set(r["allpairs"]) == {"EER", "FMR100", "FMR1000", "ZeroFMR"}
     assert set(r["fvc"]) == {"EER", "FMR100", "FMR1000", "ZeroFMR"}
     assert set(res["mean"]) == {"allpairs_EER", "allpairs_FMR1000", "fvc_EER"}
@@ -30,6 +32,19 @@ def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
     assert (tmp_path / "det.png").stat().st_size > 1000
     thresholds = json.loads((tmp_path / "thresholds.json").read_text())
     assert set(thresholds["points"]) == {"fmr_1e-2", "fmr_1e-3", "fmr_1e-4"}
+
+
+@pytest.mark.datasets
+def test_accuracy_bench_marks_sets_the_network_saw(datasets_dir, tmp_path):
+    """FVC2000 is in the shipped network's training data: its row is flagged, the classical one not."""
+    from matcher.params import ExtractionParams
+
+    name = "fvc2000_db4_b"
+    res = accuracy.run(datasets_dir, [name], "native", tmp_path)
+    assert res["sets"][name]["seen_in_training"] is True
+    assert f"{name} †" in (tmp_path / "report.md").read_text()
+    res = accuracy.run(datasets_dir, [name], "native", tmp_path / "skeleton", extraction=ExtractionParams(detector="skeleton"))
+    assert res["sets"][name]["seen_in_training"] is False and res["extractor"] == {"detector": "skeleton"}
 
 
 def test_sensor_condition_shape_and_depth():
