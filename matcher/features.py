@@ -2,7 +2,10 @@
 """Minutiae extraction pipeline: image -> Features.
 
 Stages (one module each): validate -> resize to 500 dpi -> normalisation -> segmentation ->
-orientation -> frequency -> enhancement -> minutiae (binarise, thin, clean, detect, filter).
+orientation -> frequency -> enhancement (`prepare`) -> minutia detection, by one of
+  skeleton  binarise, thin, clean, detect, filter (minutiae.py);
+  learned   the network distilled from LEADER (learned.py, onnxruntime);
+  fused     (default) the network's minutiae plus the skeleton's that the network confirms.
 
 Angle convention of the output (ISO 19794-2): counter-clockwise from the x axis with image y
 pointing down, i.e. angle = atan2(-dy, dx). A ridge ending points into its ridge (away from
