@@ -110,8 +110,8 @@ def _empty(shape: tuple[int, int], params: ExtractionParams, blocks: np.ndarray,
 class Prepared:
     """What every minutia detector works from: the finger's bounding box after enhancement.
 
-    Arrays are crops of the 500-dpi image starting at (y0, x0); `field`, `clarity` and the full-image
-    mask grid stay in their own coordinates (use `angle_at` / `reliability_at` with crop coordinates).
+    Arrays are crops of the 500-dpi image starting at (y0, x0); `blocks` and `block_angles` cover the
+    whole image. `angle_at` / `reliability_at` take crop coordinates.
     """
 
     norm: np.ndarray  # float32 contrast-normalised crop (about -3..3)
@@ -224,11 +224,11 @@ def extract_features(
     recognisable finger area yields Features with no minutiae and an empty mask.
     """
     params = params or ExtractionParams()
+    if params.detector not in STAGES:
+        raise ValueError(f"unknown minutia detector {params.detector!r} ({', '.join(STAGES)})")
     p = prepare(image, dpi, params, debug)
     if isinstance(p, Features):
         return p
-    if params.detector not in STAGES:
-        raise ValueError(f"unknown minutia detector {params.detector!r} ({', '.join(STAGES)})")
     if params.detector == "skeleton":
         m = _skeleton_minutiae(p, params, debug)
     else:

@@ -1,7 +1,7 @@
 """Learned minutia detector: a small convolutional network distilled from LEADER, run in onnxruntime.
 
-Same interface shape as the classical skeleton detector (Prepared -> Minutiae, crop coordinates,
-image y-down angles), so either can follow the shared stages. The network sees the contrast-normalised
+It answers like the classical skeleton detector (a prepared crop -> Minutiae in crop coordinates,
+image y-down angles), so either can follow the shared stages (matcher.features.prepare). The network sees the contrast-normalised
 crop, the Gabor-enhanced crop and the finger mask (3 channels, full resolution) and answers on a grid
 of STRIDE pixels: a minutia logit, the sub-cell offset (x, y), the direction (cos, sin) and a
 bifurcation logit. Decoding keeps local maxima above a threshold, inside the mask, at least
@@ -74,7 +74,8 @@ def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, mask: np.nda
     A candidate joins when the network's probability near it (3 x 3 cells) reaches
     `learned_confirm` and no detection lies within `learned_nms_px`: the skeleton finds minutiae the
     network scores just under its threshold (small or low-contrast prints), and the network vetoes
-    the skeleton's false minutiae in noise. A joined minutia's quality is that probability.
+    the skeleton's false minutiae in noise. A joined minutia's quality is that probability times
+    the border ramp, as for the network's own.
     A detection with a candidate within `learned_nms_px` takes the candidate's type: the skeleton's
     crossing number reads ending or bifurcation off the ridge topology, the network only guesses it.
     """
