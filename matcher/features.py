@@ -34,7 +34,7 @@ from matcher.orientation import (
     structure_tensor,
 )
 from matcher.params import ExtractionParams
-from matcher.segmentation import refine, ridge_clarity, segment
+from matcher.segmentation import border_distance, refine, ridge_clarity, segment
 from matcher.validate import to_target_dpi, validate_image
 
 Debug = Callable[[str, np.ndarray], None]
@@ -117,6 +117,7 @@ class Prepared:
     norm: np.ndarray  # float32 contrast-normalised crop (about -3..3)
     enhanced: np.ndarray  # float32 Gabor-enhanced crop (ridges negative)
     mask: np.ndarray  # bool pixel mask of the crop
+    border: np.ndarray  # float32 distance to the mask's edge (both detectors use it)
     y0: int
     x0: int
     shape: tuple[int, int]  # (H, W) of the 500-dpi image
@@ -201,6 +202,7 @@ def prepare(
         norm=normc,
         enhanced=enhanced,
         mask=seg.pixels[y0:y1, x0:x1],
+        border=border_distance(seg.pixels[y0:y1, x0:x1]),
         y0=y0,
         x0=x0,
         shape=shape,
@@ -233,9 +235,9 @@ def extract_features(
         m = _skeleton_minutiae(p, params, debug)
     else:
         out = learned.run(p.norm, p.enhanced, p.mask, params)
-        m = learned.decode(out, p.mask, params)
+        m = learned.decode(out, p.border, params)
         if params.detector == "fused":
-            m = learned.confirm(m, _skeleton_minutiae(p, params, debug), out, p.mask, params)
+            m = learned.confirm(m, _skeleton_minutiae(p, params, debug), out, p.border, params)
         if debug:
             debug("detection", to_uint8(_full(p, learned.probability_image(out, p.mask.shape), 0.0), 0, 1))
     if debug:
@@ -254,7 +256,7 @@ def _skeleton_minutiae(p: Prepared, params: ExtractionParams, debug: Debug | Non
     mask, enhanced, angle_at, reliability_at = p.mask, p.enhanced, p.angle_at, p.reliability_at
     binary = binarise(enhanced, mask)
     skeleton = clean_skeleton(thin(binary), angle_at, params)
-    m = extract_minutiae(skeleton, mask, angle_at, reliability_at, p.period, params)
+    m = extract_minutiae(skeleton, p.border, angle_at, reliability_at, p.period, params)
     if debug:
         debug("binary", to_uint8(_full(p, binary.astype(np.float32), 0.0), 0, 1))
         debug("skeleton", to_uint8(_full(p, skeleton.astype(np.float32), 0.0), 0, 1))

@@ -42,17 +42,19 @@ def _sigmoid(v: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-v))
 
 
-def decode(out: np.ndarray, mask: np.ndarray, params: ExtractionParams) -> Minutiae:
-    """Network output (6, H'/STRIDE, W'/STRIDE) -> Minutiae in crop pixels, strongest first."""
+def decode(out: np.ndarray, border: np.ndarray, params: ExtractionParams) -> Minutiae:
+    """Network output (6, H'/STRIDE, W'/STRIDE) -> Minutiae in crop pixels, strongest first.
+
+    `border`: the crop's distance to the mask edge (segmentation.border_distance).
+    """
     prob = _sigmoid(out[0]).astype(np.float32)
     peak = prob >= cv2.dilate(prob, np.ones((3, 3), np.uint8))
     ii, jj = np.nonzero(peak & (prob > params.learned_threshold))
     x = ((jj + _sigmoid(out[1, ii, jj])) * STRIDE).astype(np.float32)
     y = ((ii + _sigmoid(out[2, ii, jj])) * STRIDE).astype(np.float32)
-    h, w = mask.shape
+    h, w = border.shape
     xi = np.clip(np.round(x).astype(int), 0, w - 1)
     yi = np.clip(np.round(y).astype(int), 0, h - 1)
-    border = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     inside = border[yi, xi] >= params.learned_margin
     ii, jj, x, y, xi, yi = ii[inside], jj[inside], x[inside], y[inside], xi[inside], yi[inside]
     p = prob[ii, jj]
@@ -67,7 +69,7 @@ def decode(out: np.ndarray, mask: np.ndarray, params: ExtractionParams) -> Minut
     return Minutiae(x[sel], y[sel], angle, (p[sel] * ramp).astype(np.float32), kind)
 
 
-def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, mask: np.ndarray,
+def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, border: np.ndarray,
             params: ExtractionParams) -> Minutiae:
     """Add the candidates (another detector's minutiae) that the network supports weakly.
 
@@ -97,8 +99,7 @@ def confirm(found: Minutiae, candidates: Minutiae, out: np.ndarray, mask: np.nda
     add = (support >= params.learned_confirm) & (near > params.learned_nms_px)
     if params.learned_confirm <= 0:
         add[:] = False
-    h, w = mask.shape
-    border = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    h, w = border.shape
     xi = np.clip(np.round(candidates.x[add]).astype(int), 0, w - 1)
     yi = np.clip(np.round(candidates.y[add]).astype(int), 0, h - 1)
     ramp = np.sqrt(np.clip(border[yi, xi] / params.quality_border_px, 0, 1))

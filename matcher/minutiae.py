@@ -303,14 +303,14 @@ def minutia_quality(m: Minutiae, border_dist: np.ndarray, reliability_at: FieldA
 
 def extract_minutiae(
     skeleton: np.ndarray,
-    mask: np.ndarray,
+    border_dist: np.ndarray,
     angle_at: FieldAt,
     reliability_at: FieldAt,
     period: float,
     params: ExtractionParams,
 ) -> Minutiae:
+    """`border_dist`: distance to the mask's edge (segmentation.border_distance)."""
     x, y, kind = detect(skeleton)
-    border_dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     empty = np.zeros(0, np.float32)
     if x.size == 0:
         return Minutiae(empty, empty, empty, empty, np.zeros(0, np.int32))

