@@ -34,14 +34,14 @@ def run_station_bench(out: Path, probes: int = 30, templates_per_card: int = 6, 
     import numpy as np
     from rich.progress import track
 
-    import matcher
-    from edge.cache import Store, new_key
-    from edge.config import StationSection
-    from edge.outbox import Outbox, new_result_id
-    from edge.sensor.simulator import fit_to_sensor
-    from edge.wire import TemplateAdd, TemplateFeed
-    from edge.workflow import Engine, Verifier
-    from matcher import synth
+    from fpverify import matcher
+    from fpverify.edge.cache import Store, new_key
+    from fpverify.edge.config import StationSection
+    from fpverify.edge.outbox import Outbox, new_result_id
+    from fpverify.edge.sensor.simulator import fit_to_sensor
+    from fpverify.edge.wire import TemplateAdd, TemplateFeed
+    from fpverify.edge.workflow import Engine, Verifier
+    from fpverify.matcher import synth
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import sqlcipher3
 
-from edge.wire import CardStatus, HolderRole, TemplateAdd, TemplateFeed, TemplateRevoke
+from fpverify.edge.wire import CardStatus, HolderRole, TemplateAdd, TemplateFeed, TemplateRevoke
 
 PAGE_SIZE = 4096  # SQLCipher 4 default; every intact file is a whole number of pages
 KEY_BYTES = 32

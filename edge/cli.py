@@ -29,7 +29,7 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _load(config: str):
-    from edge.config import ConfigError, load_config
+    from fpverify.edge.config import ConfigError, load_config
 
     try:
         return load_config(config)
@@ -38,9 +38,9 @@ def _load(config: str):
 
 
 def _open_station(cfg, **kwargs):
-    from edge.cache import CacheError
-    from edge.config import ConfigError
-    from edge.station import Station
+    from fpverify.edge.cache import CacheError
+    from fpverify.edge.config import ConfigError
+    from fpverify.edge.station import Station
 
     try:
         return Station(cfg, **kwargs)
@@ -58,8 +58,8 @@ def _sigterm_exits() -> None:
 @edge_app.command("run")
 def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     """Run the station: card numbers from the card socket (station.card_socket) or stdin, one per line."""
-    from edge.station import CardSocket, stdin_cards
-    from edge.workflow import ConsoleDisplay
+    from fpverify.edge.station import CardSocket, stdin_cards
+    from fpverify.edge.workflow import ConsoleDisplay
 
     _setup_logging(verbose)
     cfg = _load(config)
@@ -69,7 +69,7 @@ def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose"
     try:
         if cfg.station.card_socket:
             sock = CardSocket(cfg.station.card_socket, station.handle_card)
-            logging.getLogger("edge.station").info("waiting for cards on %s", cfg.station.card_socket)
+            logging.getLogger("fpverify.edge.station").info("waiting for cards on %s", cfg.station.card_socket)
             try:
                 sock.serve_forever()
             finally:
@@ -90,7 +90,7 @@ def verify(card: str = typer.Option(..., "--card", help="Card number"), config: 
            operator: str = typer.Option(None, "--operator", help="Operator id recorded with the result"),
            wait_s: float = typer.Option(10.0, help="Seconds to wait for the result to reach the broker")) -> None:
     """One verification (capture from the sensor), printed as JSON; the result stays queued if offline."""
-    from edge.workflow import MESSAGES, ConsoleDisplay, InvalidCard
+    from fpverify.edge.workflow import MESSAGES, ConsoleDisplay, InvalidCard
 
     _setup_logging(False)
     cfg = _load(config)
@@ -116,8 +116,8 @@ def enroll(card: str = typer.Option(..., "--card"), config: str = ConfigOpt,
            consent: bool = typer.Option(False, "--consent-given",
                                         help="The holder gave separate consent to biometric processing")) -> None:
     """Enrollment mode: operator login, recorded consent, >= 3 impressions per finger, upload."""
-    from edge.enroll import Enroller, EnrollError
-    from edge.workflow import ConsoleDisplay
+    from fpverify.edge.enroll import Enroller, EnrollError
+    from fpverify.edge.workflow import ConsoleDisplay
 
     _setup_logging(False)
     cfg = _load(config)
@@ -143,8 +143,8 @@ def enroll(card: str = typer.Option(..., "--card"), config: str = ConfigOpt,
 @edge_app.command("status")
 def status(config: str = ConfigOpt) -> None:
     """What is in the station's store (opens it read-only in effect: checks, counts, versions)."""
-    from edge.cache import CacheError, Store, parse_key
-    from edge.config import ConfigError
+    from fpverify.edge.cache import CacheError, Store, parse_key
+    from fpverify.edge.config import ConfigError
 
     cfg = _load(config)
     try:
@@ -163,7 +163,7 @@ def status(config: str = ConfigOpt) -> None:
 @edge_app.command("wipe")
 def wipe(config: str = ConfigOpt, yes: bool = typer.Option(False, "--yes", help="Do not ask")) -> None:
     """Destroy the station's store (templates and any unsent results). No key needed."""
-    from edge.cache import wipe as wipe_store
+    from fpverify.edge.cache import wipe as wipe_store
 
     cfg = _load(config)
     if not yes and not typer.confirm(f"Overwrite and delete {cfg.cache.path} (unsent results are lost)?"):
@@ -175,7 +175,7 @@ def wipe(config: str = ConfigOpt, yes: bool = typer.Option(False, "--yes", help=
 @edge_app.command("keygen")
 def keygen(out: Path = typer.Option(..., "--out", help="Key file to create (mode 600); refuses to overwrite")) -> None:
     """Create a random 32-byte cache key (hex). Or: systemd-creds encrypt it for LoadCredentialEncrypted=."""
-    from edge.cache import new_key
+    from fpverify.edge.cache import new_key
 
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -189,7 +189,7 @@ def keygen(out: Path = typer.Option(..., "--out", help="Key file to create (mode
 @edge_app.command("wire-schemas")
 def wire_schemas(out: Path = typer.Option(Path("docs/wire"), "--out", help="Folder for the JSON Schemas")) -> None:
     """Export the wire contract (edge/wire.py) as JSON Schema files (docs/wire/*.json)."""
-    from edge.wire import write_schemas
+    from fpverify.edge.wire import write_schemas
 
     for name in write_schemas(out):
         typer.echo(str(out / name))
@@ -200,7 +200,7 @@ def bench_station(out: Path = typer.Option(..., "--out", help="Folder for result
                   templates_per_card: int = typer.Option(6, help="Enrolled templates of the card holder"),
                   packet_size: int = typer.Option(128, help="Sensor packet size (32/64/128/256)")) -> None:
     """Median time from image in memory to result durable in the outbox, vs the UART transfer."""
-    from edge.bench import run_station_bench
+    from fpverify.edge.bench import run_station_bench
 
     res = run_station_bench(out, probes=probes, templates_per_card=templates_per_card, packet_size=packet_size)
     typer.echo(json.dumps(res, indent=2))

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.wire import DeviceId, Purpose
+from fpverify.edge.wire import DeviceId, Purpose
 
 
 class ConfigError(Exception):

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import ValidationError
 
-from edge.config import EdgeConfig
-from edge.outbox import new_result_id
-from edge.sensor.driver import SensorError
-from edge.wire import Consent, EnrolledFinger, EnrollmentUpload, HolderRole
-from edge.workflow import Display, Engine, Sensor, normalise_card
+from fpverify.edge.config import EdgeConfig
+from fpverify.edge.outbox import new_result_id
+from fpverify.edge.prompts import Display, Prompt, Step
+from fpverify.edge.sensor.driver import SensorError
+from fpverify.edge.wire import Consent, EnrolledFinger, EnrollmentUpload, HolderRole
+from fpverify.edge.workflow import Engine, Sensor, normalise_card
 
-log = logging.getLogger("edge.enroll")
+log = logging.getLogger("fpverify.edge.enroll")
 
 CONSENT_SCOPE = "fingerprint templates for identity checks of the insurance card holder at this hospital"
 
@@ -48,9 +49,9 @@ class Enroller:
         self.operator: str | None = None
         self._token: str | None = None
 
-    def _say(self, text: str) -> None:
+    def _show(self, prompt: Prompt) -> None:
         if self.display:
-            self.display.prompt(text)
+            self.display.show(prompt)
 
     def login(self, username: str, password: str) -> str:
         try:
@@ -74,8 +75,7 @@ class Enroller:
         templates, qualities, parsed = [], [], []
         for i in range(1, impressions + 1):
             for attempt in range(1, self.cfg.station.max_attempts + 1):
-                self._say(f"Finger {finger}: impression {i} of {impressions}"
-                          + (f" (try {attempt})" if attempt > 1 else "") + ": place the finger")
+                self._show(Prompt(Step.PLACE_FINGER, finger=finger, impression=i, of=impressions, attempt=attempt))
                 try:
                     image = self.sensor.capture(self.cfg.station.capture_wait_s)
                 except SensorError as exc:
@@ -83,7 +83,8 @@ class Enroller:
                 report = self.engine.quality(image)
                 if report.score >= self.min_quality:
                     break
-                self._say(f"Quality {report.score} too low ({', '.join(report.reasons) or 'unclear'}); again")
+                self._show(Prompt(Step.POOR_PRESS, finger=finger, impression=i, of=impressions, attempt=attempt,
+                                  reasons=tuple(report.reasons), detail=f"quality {report.score}"))
             else:
                 raise EnrollError(f"finger {finger}: no impression reached quality {self.min_quality} "
                                   f"in {self.cfg.station.max_attempts} tries; try another finger")
@@ -94,7 +95,7 @@ class Enroller:
             parsed.append(template)
             templates.append(template.to_bytes())
             qualities.append(int(report.score))
-            self._say("Lift the finger")
+            self._show(Prompt(Step.LIFT_FINGER, finger=finger, impression=i, of=impressions))
         self._check_agreement(finger, parsed)
         return EnrolledFinger(finger=finger, templates=templates, qualities=qualities)
 

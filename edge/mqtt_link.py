@@ -22,11 +22,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from edge.config import MqttSection
-from edge.outbox import Outbox
-from edge.wire import DeviceStatus, TemplatesChanged, Topics
+from fpverify.edge.config import MqttSection
+from fpverify.edge.outbox import Outbox
+from fpverify.edge.wire import DeviceStatus, TemplatesChanged, Topics
 
-log = logging.getLogger("edge.mqtt")
+log = logging.getLogger("fpverify.edge.mqtt")
 
 FAILED_RETRY_S = 5.0  # after a negative PUBACK (e.g. not authorised) wait before trying that row again
 

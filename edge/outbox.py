@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import uuid6
 
-from edge.cache import Store
-from edge.wire import VerificationResult
+from fpverify.edge.cache import Store
+from fpverify.edge.wire import VerificationResult
 
 
 def new_result_id():

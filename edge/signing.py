@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from edge.wire import VerificationResult, signing_payload
+from fpverify.edge.wire import VerificationResult, signing_payload
 
 SIG_PREFIX = "ecdsa-p256-sha256:"
 

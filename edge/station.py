@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from edge.cache import Store, parse_key
-from edge.config import ConfigError, EdgeConfig
-from edge.outbox import Outbox
-from edge.wire import VerificationResult
-from edge.workflow import Display, Engine, InvalidCard, RecordError, Verifier
+from fpverify.edge.cache import Store, parse_key
+from fpverify.edge.config import ConfigError, EdgeConfig
+from fpverify.edge.outbox import Outbox
+from fpverify.edge.prompts import Prompt, Step
+from fpverify.edge.wire import VerificationResult
+from fpverify.edge.workflow import Display, Engine, InvalidCard, RecordError, Verifier
 
-log = logging.getLogger("edge.station")
+log = logging.getLogger("fpverify.edge.station")
 
 SOFTWARE_VERSION = "0.1.0"
 
@@ -34,7 +35,7 @@ class Station:
         if cfg.station.sign_results:
             if cfg.mqtt.key_file is None:
                 raise ConfigError("station.sign_results needs mqtt.key_file (the device key)")
-            from edge.signing import ResultSigner, SigningError
+            from fpverify.edge.signing import ResultSigner, SigningError
 
             try:
                 signer = ResultSigner.from_files(cfg.mqtt.key_file, cfg.station.device_id, cfg.mqtt.cert_file)
@@ -55,7 +56,7 @@ class Station:
                 engine = None
         self.engine = engine
         if sensor == "auto":
-            from edge.sensor.driver import SensorDriver
+            from fpverify.edge.sensor.driver import SensorDriver
 
             s = cfg.sensor
             sensor = SensorDriver(s.port, baud=s.baud, address=s.address, password=s.password, timeout_s=s.timeout_s)
@@ -63,12 +64,12 @@ class Station:
         self.link = None
         self.sync = None
         if sync and cfg.registry.url:
-            from edge.sync import TemplateSync
+            from fpverify.edge.sync import TemplateSync
 
             self.sync = TemplateSync(cfg.registry, cfg.station.device_id, self.store,
                                      cfg.registry.device_token.read_text())
         if mqtt and cfg.mqtt.host:
-            from edge.mqtt_link import MqttLink
+            from fpverify.edge.mqtt_link import MqttLink
 
             password = cfg.mqtt.password.read_text() if cfg.mqtt.password.configured() else None
             self.link = MqttLink(cfg.mqtt, cfg.station.device_id, self.outbox, password=password,
@@ -117,18 +118,18 @@ class Station:
         try:
             return self.verifier.verify(text, operator_id=operator_id)
         except InvalidCard as exc:
-            self._say(f"Card not read ({exc}); swipe again")
+            self._show(Prompt(Step.CARD_NOT_READ, detail=str(exc)))
         except RecordError as exc:
             log.error("%s", exc)
-            self._say(f"{exc}: check the ID document; call IT")
+            self._show(Prompt(Step.STATION_PROBLEM, detail=str(exc)))
         except RuntimeError as exc:  # no matcher: nothing was decided, so nothing is recorded
             log.error("%s (%s)", exc, self.engine_error or "")
-            self._say(f"{exc}: check the ID document; call IT")
+            self._show(Prompt(Step.STATION_PROBLEM, detail=str(exc)))
         return None
 
-    def _say(self, text: str) -> None:
+    def _show(self, prompt: Prompt) -> None:
         if self.verifier.display:
-            self.verifier.display.prompt(text)
+            self.verifier.display.show(prompt)
 
     def run(self, cards: Iterable[str]) -> None:
         for text in cards:

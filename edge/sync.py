@@ -16,11 +16,11 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
-from edge.cache import CacheError, Store
-from edge.config import RegistrySection
-from edge.wire import HolderRole, TemplateAdd, TemplateFeed, TemplatesChanged
+from fpverify.edge.cache import CacheError, Store
+from fpverify.edge.config import RegistrySection
+from fpverify.edge.wire import HolderRole, TemplateAdd, TemplateFeed, TemplatesChanged
 
-log = logging.getLogger("edge.sync")
+log = logging.getLogger("fpverify.edge.sync")
 
 
 class SyncError(Exception):
@@ -29,8 +29,7 @@ class SyncError(Exception):
 
 def matcher_template_check(raw: bytes) -> None:
     """Default check: the matcher must be able to parse the template (ValueError otherwise)."""
-    import matcher
-
+    from fpverify import matcher
     matcher.Template.from_bytes(raw)
 
 

@@ -21,13 +21,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.cache import CachedTemplate, Store
-from edge.config import StationSection
-from edge.outbox import Outbox, new_result_id
-from edge.sensor.driver import NoFinger, SensorError
-from edge.wire import HolderRole, Outcome, VerificationResult
+from fpverify.edge.cache import CachedTemplate, Store
+from fpverify.edge.config import StationSection
+from fpverify.edge.outbox import Outbox, new_result_id
+from fpverify.edge.prompts import Display, Prompt, Step
+from fpverify.edge.sensor.driver import NoFinger, SensorError
+from fpverify.edge.wire import HolderRole, Outcome, VerificationResult
 
-log = logging.getLogger("edge.workflow")
+log = logging.getLogger("fpverify.edge.workflow")
 
 CARD_RE = re.compile(r"^[A-Za-z0-9-]{4,32}$")
 
@@ -47,11 +48,6 @@ class Sensor(Protocol):
     def reconnect(self) -> None: ...
 
 
-class Display(Protocol):
-    def prompt(self, text: str) -> None: ...
-    def outcome(self, result: VerificationResult, message: str) -> None: ...
-
-
 class ConsoleDisplay:
     """The desk's screen: a terminal. Shows outcomes, never biometric data."""
 
@@ -60,8 +56,8 @@ class ConsoleDisplay:
 
         self.console = Console(highlight=False)
 
-    def prompt(self, text: str) -> None:
-        self.console.print(f"[bold]{text}[/bold]")
+    def show(self, prompt: Prompt) -> None:
+        self.console.print(f"[bold]{prompt.text()}[/bold]")
 
     def outcome(self, result: VerificationResult, message: str) -> None:
         ok = result.outcome in (Outcome.MATCH, Outcome.DELEGATE_MATCH)
@@ -89,7 +85,7 @@ class Engine:
 
     def __init__(self, threshold_name: str, matcher_module: Any = None, parsed_cache: int = 20000) -> None:
         if matcher_module is None:
-            import matcher as matcher_module
+            import fpverify.matcher as matcher_module
         self.m = matcher_module
         thresholds = getattr(self.m, "THRESHOLDS", {})
         if threshold_name not in thresholds:
@@ -164,8 +160,8 @@ class Verifier:
                                     attempts=0, operator_id=operator_id)
         report = None
         for attempt in range(1, self.cfg.max_attempts + 1):
-            self._prompt("Place the finger on the sensor" if attempt == 1 else
-                         f"Press again ({', '.join(report.reasons) or 'low quality'})")
+            self._show(Prompt(Step.PLACE_FINGER, attempt=attempt,
+                              reasons=tuple(report.reasons) if report is not None else ()))
             try:
                 image = self.sensor.capture(self.cfg.capture_wait_s)
             except NoFinger as exc:
@@ -262,9 +258,9 @@ class Verifier:
     def _site_id(self) -> str:
         return self.cfg.site_id
 
-    def _prompt(self, text: str) -> None:
+    def _show(self, prompt: Prompt) -> None:
         if self.display:
-            self.display.prompt(text)
+            self.display.show(prompt)
 
     def _reconnect_sensor(self) -> None:
         try:

@@ -18,8 +18,8 @@ app.add_typer(bench, name="bench")
 PARTS = (
     "fpverify.matcher_cli",
     "fpverify.synth_cli",
-    "edge.cli",
-    "server.cli",
+    "fpverify.edge.cli",
+    "fpverify.server.cli",
     "fpverify.demo",
 )
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import typer
 
+from fpverify.edge.prompts import Prompt, Step
+
 log = logging.getLogger("fpverify.demo")
 
 # The decision threshold of the demo (stricter than matcher.THRESHOLDS, see ensure_thresholds).
@@ -79,14 +81,14 @@ class Person:
     def master(self):
         with self._lock:
             if self._master is None:
-                from matcher.synth import generate_finger
+                from fpverify.matcher.synth import generate_finger
 
                 self._master = generate_finger(self.seed)
             return self._master
 
     def press(self, k: int | None = None):
         """One impression (uint8 image) of this person's finger."""
-        from matcher.synth import impression
+        from fpverify.matcher.synth import impression
 
         with self._lock:
             k = next(self._k) if k is None else k
@@ -201,7 +203,7 @@ class MosquittoBroker:
     name = "Mosquitto (private, MQTT 5)"
 
     def __init__(self, workdir: Path) -> None:
-        from server.devtools import PrivateMosquitto
+        from fpverify.services import PrivateMosquitto
 
         self.inner = PrivateMosquitto(workdir)
         self.port = self.inner.port
@@ -306,8 +308,7 @@ def ensure_thresholds() -> str | None:
     """Operate at DEMO_THRESHOLD or stricter (this process only). The thresholds in matcher.THRESHOLDS
     are measured on real fingerprints; synthetic fingers resemble each other more, so at those points
     the 1:N duplicate check would hold most demo enrollments and strangers could pass as holders."""
-    import matcher
-
+    from fpverify import matcher
     matcher.THRESHOLDS.setdefault(DEMO_DUPLICATE_KEY, DEMO_DUPLICATE_THRESHOLD)
     measured = float(matcher.THRESHOLDS.get(OPERATING_POINT, 0.0))
     if measured >= DEMO_THRESHOLD:
@@ -323,7 +324,7 @@ class Registry:
 
     def __init__(self, workdir: Path, broker_port: int, mqtt_version: str, database_url: str | None = None,
                  port: int | None = None) -> None:
-        from server.core.config import Settings
+        from fpverify.server.core.config import Settings
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -340,8 +341,8 @@ class Registry:
     def start(self) -> Registry:
         import uvicorn
 
-        from server.app import create_app
-        from server.db import Database
+        from fpverify.server.app import create_app
+        from fpverify.server.db import Database
 
         self.db = Database(settings=self.settings)
         self.db.migrate()
@@ -362,7 +363,7 @@ class Registry:
         return self
 
     def create_users(self) -> None:
-        from server.crud import users
+        from fpverify.server.crud import users
 
         with self.db.session() as s:
             for username, role in ROLES.items():
@@ -415,15 +416,14 @@ class DeskDisplay:
         self.images: Iterator | None = None
         self.on_outcome = on_outcome
 
-    def prompt(self, text: str) -> None:
-        low = text.lower()
-        if "place the finger" in low or low.startswith("press again"):
+    def show(self, prompt: Prompt) -> None:
+        if prompt.step is Step.PLACE_FINGER:
             image = next(self.images, None) if self.images is not None else None
             if image is None:
                 self.sim.lift_finger()
             else:
                 self.sim.place_finger(image)
-        elif low.startswith("lift"):
+        elif prompt.step is Step.LIFT_FINGER:
             self.sim.lift_finger()
 
     def outcome(self, result, message: str) -> None:
@@ -437,11 +437,11 @@ class DemoStation:
 
     def __init__(self, key: str, workdir: Path, registry_url: str, token: str, broker_port: int, mqtt_version: str,
                  on_outcome: Callable[[Any, str], None] | None = None, engine: Any = None) -> None:
-        from edge.cache import new_key
-        from edge.config import EdgeConfig
-        from edge.sensor.simulator import SimulatedSensor
-        from edge.station import Station
-        from edge.workflow import Engine
+        from fpverify.edge.cache import new_key
+        from fpverify.edge.config import EdgeConfig
+        from fpverify.edge.sensor.simulator import SimulatedSensor
+        from fpverify.edge.station import Station
+        from fpverify.edge.workflow import Engine
 
         self.key = key
         self.device_id, self.site_id, self.purpose, self.title = STATIONS[key]
@@ -518,11 +518,10 @@ class EnrollDisplay:
         self.sim = sim
         self.images: Iterator | None = None
 
-    def prompt(self, text: str) -> None:
-        low = text.lower()
-        if "place the finger" in low and self.images is not None:
+    def show(self, prompt: Prompt) -> None:
+        if prompt.step is Step.PLACE_FINGER and self.images is not None:
             self.sim.place_finger(next(self.images))
-        elif low.startswith("lift"):
+        elif prompt.step is Step.LIFT_FINGER:
             self.sim.lift_finger()
 
     def outcome(self, result, message: str) -> None:  # pragma: no cover - enrollment shows no outcomes
@@ -639,10 +638,10 @@ class Demo:
 
     def enroll_all(self, people: list[Person] | None = None) -> None:
         """At the registration desk's enrollment reader, one person after another (thread-safe order)."""
-        from edge.enroll import Enroller, EnrollError
-        from edge.sensor.driver import SensorDriver
-        from edge.sensor.simulator import SimulatedSensor
-        from edge.workflow import Engine
+        from fpverify.edge.enroll import Enroller, EnrollError
+        from fpverify.edge.sensor.driver import SensorDriver
+        from fpverify.edge.sensor.simulator import SimulatedSensor
+        from fpverify.edge.workflow import Engine
 
         desk = self.stations["desk"]
         sim = SimulatedSensor()
@@ -786,7 +785,7 @@ class Demo:
             time.sleep(0.2)
 
     def _print_result(self, st: DemoStation, ev: Event, result) -> None:
-        from edge.workflow import MESSAGES
+        from fpverify.edge.workflow import MESSAGES
 
         names = {p.card: p.name for p in [*self.cast["holders"], self.cast["unenrolled"]]}
         pending = st.station.outbox.count()
@@ -840,7 +839,7 @@ class Demo:
         return False
 
     def registry_count(self) -> int:
-        from server.dashboard import queries
+        from fpverify.server.dashboard import queries
 
         with self.registry.db.session() as s:
             return queries.total_results(s)
@@ -848,7 +847,7 @@ class Demo:
     def summary(self) -> dict:
         from sqlalchemy import func, select
 
-        from server.models import Alert, VerificationRecord
+        from fpverify.server.models import Alert, VerificationRecord
 
         with self.registry.db.session() as s:
             by_outcome = dict(s.execute(select(VerificationRecord.outcome, func.count())
@@ -894,7 +893,7 @@ def _quiet_logs(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         # The network cut is part of the show: reconnect warnings would only be noise here.
-        for name in ("edge", "server.ingest", "uvicorn", "uvicorn.error", "httpx", "fpverify.demo", "alembic"):
+        for name in ("fpverify.edge", "fpverify.server.ingest.worker", "uvicorn", "uvicorn.error", "httpx", "fpverify.demo", "alembic"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 

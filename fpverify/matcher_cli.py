@@ -38,7 +38,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         import numpy as np
         from PIL import Image
 
-        from matcher.features import extract_features
+        from fpverify.matcher.features import extract_features
 
         out.mkdir(parents=True, exist_ok=True)
         img = np.asarray(Image.open(image).convert("L"))
@@ -66,8 +66,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         import numpy as np
         from PIL import Image
 
-        import matcher
-
+        from fpverify import matcher
         try:
             ta, tb = (matcher.extract(np.asarray(Image.open(p).convert("L")), dpi=dpi) for p in (a, b))
         except ValueError as e:
@@ -89,7 +88,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
         from fpverify.bench import accuracy as acc
-        from matcher.params import ExtractionParams
+        from fpverify.matcher.params import ExtractionParams
 
         names = _set_names(datasets, sets)
         if condition not in ("native", "sensor"):

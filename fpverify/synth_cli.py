@@ -27,7 +27,7 @@ def synth(
     import cv2
     from rich.progress import Progress
 
-    from matcher import synth as s
+    from fpverify.matcher import synth as s
 
     out.mkdir(parents=True, exist_ok=True)
     truth: dict = {
@@ -70,7 +70,7 @@ def sensor_sim(
     import sys
     import threading
 
-    from edge.sensor.simulator import SimulatedSensor, images_in
+    from fpverify.edge.sensor.simulator import SimulatedSensor, images_in
 
     files = images_in(images)
     if not files:
@@ -100,7 +100,7 @@ def bench_synth(
     """Time synthetic generation (masters + impressions, no file I/O) against the 2-minute budget."""
     from rich.progress import Progress
 
-    from matcher import synth as s
+    from fpverify.matcher import synth as s
 
     out.mkdir(parents=True, exist_ok=True)
     per_impression, master_times, counts = [], [], []
@@ -164,8 +164,8 @@ def bench_sensor_download(
     """Image download through the simulated sensor: in-memory decode vs pyfingerprint's PNG file."""
     import numpy as np
 
-    from edge.sensor.driver import SensorDriver
-    from edge.sensor.simulator import SimulatedSensor
+    from fpverify.edge.sensor.driver import SensorDriver
+    from fpverify.edge.sensor.simulator import SimulatedSensor
 
     out.mkdir(parents=True, exist_ok=True)
     image = np.random.default_rng(0).integers(0, 256, (288, 256), dtype=np.uint8)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets
-from matcher.learned import CHANNELS, STRIDE, net_input
+from fpverify.matcher.learned import CHANNELS, STRIDE, net_input
 
 EXTRA_SETS = ("upek_16x8",)  # training-only images: no benchmark uses them
 
@@ -43,7 +43,7 @@ def training_sets(root: Path, hold_out: str) -> list[str]:
 def samples_of(root: Path, name: str, cache: Path | None, advance: Callable[[], None]) -> list[Sample]:
     """Prepared inputs and the teacher's minutiae of every image of a set."""
     from fpverify.bench import teacher
-    from matcher.features import Features, prepare
+    from fpverify.matcher.features import Features, prepare
 
     images = datasets.load_set(root, name)
     dpi = datasets.dpi_of(name)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.features import extract_features
-from matcher.gallery import Gallery, search
-from matcher.matching import compare
-from matcher.params import ExtractionParams, MatchParams
-from matcher.quality import QualityReport
-from matcher.quality import quality as _quality
-from matcher.template import Template
+from fpverify.matcher.features import extract_features
+from fpverify.matcher.gallery import Gallery, search
+from fpverify.matcher.matching import compare
+from fpverify.matcher.params import ExtractionParams, MatchParams
+from fpverify.matcher.quality import QualityReport
+from fpverify.matcher.quality import quality as _quality
+from fpverify.matcher.template import Template
 
 # Decision thresholds on the `compare` scale: the score an impostor pair exceeds with probability
 # (false-match rate) 1e-2, 1e-3, 1e-4. Measured by `fpverify bench accuracy` on the 12 FVC sets,
@@ -86,6 +86,6 @@ def warm_up() -> None:
     m[:, 4] = 1
     t = Template(m, (240, 240))
     compare(t, t)
-    from matcher import learned
+    from fpverify.matcher import learned
 
     learned.model_metadata()  # loads the minutia network (onnxruntime session) once

@@ -21,7 +21,7 @@ from math import pi, sqrt
 import cv2
 import numpy as np
 
-from matcher.params import MatchParams
+from fpverify.matcher.params import MatchParams
 
 TWO_PI = 2.0 * pi
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 
 @lru_cache(maxsize=128)

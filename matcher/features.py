@@ -21,21 +21,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher import learned
-from matcher.enhancement import enhance
-from matcher.frequency import estimate_period, pixel_period
-from matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
-from matcher.normalisation import normalise_contrast, to_uint8
-from matcher.orientation import (
+from fpverify.matcher import learned
+from fpverify.matcher.enhancement import enhance
+from fpverify.matcher.frequency import estimate_period, pixel_period
+from fpverify.matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
+from fpverify.matcher.normalisation import normalise_contrast, to_uint8
+from fpverify.matcher.orientation import (
     estimate_orientation,
     pixel_angles,
     sample_angles,
     sample_grid,
     structure_tensor,
 )
-from matcher.params import ExtractionParams
-from matcher.segmentation import border_distance, refine, ridge_clarity, segment
-from matcher.validate import to_target_dpi, validate_image
+from fpverify.matcher.params import ExtractionParams
+from fpverify.matcher.segmentation import border_distance, refine, ridge_clarity, segment
+from fpverify.matcher.validate import to_target_dpi, validate_image
 
 Debug = Callable[[str, np.ndarray], None]
 _SHARED = ("normalised", "orientation", "frequency", "mask", "enhanced")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from typing import Literal
 
 import numpy as np
 
-from matcher.matching import compare
-from matcher.params import MatchParams
-from matcher.template import DEFAULT_PARAMS, Template
+from fpverify.matcher.matching import compare
+from fpverify.matcher.params import MatchParams
+from fpverify.matcher.template import DEFAULT_PARAMS, Template
 
 Backend = Literal["numpy", "onnx"]
 _CHUNK = 2048  # gallery templates per matrix product (keeps the score block in cache-sized pieces)
@@ -114,7 +114,7 @@ class Gallery:
         """(T, m, D) float32; missing cylinders are zero rows (they score 0)."""
         if self._packed is None:
             m = self.params.search_gallery_minutiae
-            from matcher.descriptors import descriptor_length
+            from fpverify.matcher.descriptors import descriptor_length
 
             arr = np.zeros((len(self._rows), m, descriptor_length(self.params)), np.float32)
             for i, r in enumerate(self._rows):

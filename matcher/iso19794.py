@@ -21,8 +21,8 @@ from math import pi
 
 import numpy as np
 
-from matcher.params import MatchParams
-from matcher.template import Template
+from fpverify.matcher.params import MatchParams
+from fpverify.matcher.template import Template
 
 FORMAT_ID = b"FMR\x00"
 VERSION = b" 20\x00"

@@ -20,8 +20,8 @@ from importlib import resources
 import cv2
 import numpy as np
 
-from matcher.minutiae import BIFURCATION, ENDING, Minutiae
-from matcher.params import ExtractionParams
+from fpverify.matcher.minutiae import BIFURCATION, ENDING, Minutiae
+from fpverify.matcher.params import ExtractionParams
 
 STRIDE = 4  # output grid, pixels of the 500-dpi image
 CHANNELS = 3
@@ -134,7 +134,7 @@ def _session(path: str):
         except OSError as e:
             raise ValueError(f"cannot read the minutia model {path!r}: {e.strerror}") from e
     else:
-        model = resources.files("matcher.models").joinpath(SHIPPED).read_bytes()
+        model = resources.files("fpverify.matcher.models").joinpath(SHIPPED).read_bytes()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # one core per extraction; the station does one at a time
     opts.inter_op_num_threads = 1

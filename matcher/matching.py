@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher import kernels
-from matcher.params import MatchParams
-from matcher.template import Template
+from fpverify.matcher import kernels
+from fpverify.matcher.params import MatchParams
+from fpverify.matcher.template import Template
 
 
 def compare(a: Template, b: Template, params: MatchParams | None = None) -> float:

@@ -18,7 +18,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 ENDING, BIFURCATION, OTHER = 1, 2, 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 
 def normalise_contrast(image: np.ndarray, params: ExtractionParams) -> np.ndarray:

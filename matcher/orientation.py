@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matcher.features import extract_features
-from matcher.params import ExtractionParams
-from matcher.validate import check_structure, is_blank, to_target_dpi
+from fpverify.matcher.features import extract_features
+from fpverify.matcher.params import ExtractionParams
+from fpverify.matcher.validate import check_structure, is_blank, to_target_dpi
 
 SMALL_AREA = "small_area"
 LOW_CONTRAST = "low_contrast"

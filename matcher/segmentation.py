@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from matcher.orientation import BlockTensor, block_means, upsample_blocks
-from matcher.params import ExtractionParams
+from fpverify.matcher.orientation import BlockTensor, block_means, upsample_blocks
+from fpverify.matcher.params import ExtractionParams
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from math import pi
 
 import numpy as np
 
-from matcher import descriptors
-from matcher.params import MatchParams
+from fpverify.matcher import descriptors
+from fpverify.matcher.params import MatchParams
 
 MAGIC = b"FPVT"
 VERSION = 1
@@ -189,12 +189,12 @@ class Template:
     # ---- ISO/IEC 19794-2:2005 -----------------------------------------------------------------
 
     def to_iso19794_2(self, finger_position: int = 0) -> bytes:
-        from matcher import iso19794
+        from fpverify.matcher import iso19794
 
         return iso19794.write(self, finger_position=finger_position)
 
     @classmethod
     def from_iso19794_2(cls, data: bytes, params: MatchParams | None = None) -> Template:
-        from matcher import iso19794
+        from fpverify.matcher import iso19794
 
         return iso19794.read(data, params=params)

@@ -11,11 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
-from server import dedup
-from server.api.main import api_router
-from server.core.config import Settings, get_settings
-from server.crud.errors import DomainError
-from server.db import Database
+from fpverify.server import dedup
+from fpverify.server.api.main import api_router
+from fpverify.server.core.config import Settings, get_settings
+from fpverify.server.crud.errors import DomainError
+from fpverify.server.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None, sta
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if start_ingest:
-            from server.ingest import IngestWorker
+            from fpverify.server.ingest.worker import IngestWorker
 
             verifier = None
             if settings.ca_dir is not None:
-                from server.trust import ResultVerifier
+                from fpverify.server.trust.verify import ResultVerifier
 
                 verifier = ResultVerifier.for_registry(
                     settings.ca_dir, db.sessionmaker, window=settings.replay_window,
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None, sta
                             status_code=422)
 
     app.include_router(api_router, prefix=settings.api_prefix)
-    from server.dashboard import mount as mount_dashboard  # the insurance office's pages, /dashboard
+    from fpverify.server.dashboard import mount as mount_dashboard  # the insurance office's pages, /dashboard
 
     mount_dashboard(app)
     return app

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
-from server.models import AuditEntry, AuditHead, utcnow
-from server.models.audit import GENESIS
+from fpverify.server.models import AuditEntry, AuditHead, utcnow
+from fpverify.server.models.audit import GENESIS
 
 
 def _jsonable(value: Any) -> Any:

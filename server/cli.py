@@ -15,8 +15,8 @@ DbOpt = typer.Option(None, "--database-url", help="overrides FPVERIFY_DATABASE_U
 
 
 def _db(url: str | None):
-    from server.core.config import get_settings
-    from server.db import Database
+    from fpverify.server.core.config import get_settings
+    from fpverify.server.db import Database
 
     settings = get_settings()
     return Database(url or settings.database_url, settings=settings)
@@ -33,7 +33,7 @@ def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
 
     import uvicorn
 
-    from server.app import create_app
+    from fpverify.server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = _db(database_url)
@@ -58,8 +58,8 @@ def create_user(username: str = typer.Option(...), role: str = typer.Option(...,
                 password: str = typer.Option(None, help="default: FPVERIFY_NEW_PASSWORD or a prompt"),
                 database_url: str = DbOpt) -> None:
     """Create a staff account."""
-    from server.crud import users
-    from server.crud.errors import DomainError
+    from fpverify.server.crud import users
+    from fpverify.server.crud.errors import DomainError
 
     password = password or os.environ.get("FPVERIFY_NEW_PASSWORD") or typer.prompt(
         "password", hide_input=True, confirmation_prompt=True)
@@ -78,8 +78,8 @@ def create_user(username: str = typer.Option(...), role: str = typer.Option(...,
 def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...), name: str = typer.Option(None),
                database_url: str = DbOpt) -> None:
     """Register a station (creating the site if needed) and print its token ONCE."""
-    from server.crud import devices
-    from server.crud.errors import DomainError
+    from fpverify.server.crud import devices
+    from fpverify.server.crud.errors import DomainError
 
     db = _db(database_url)
     with db.session() as s:
@@ -96,7 +96,7 @@ def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...)
 @audit_app.command("verify")
 def audit_verify(database_url: str = DbOpt) -> None:
     """Check the audit chain; exit 1 and name the first bad row if it was edited or cut."""
-    from server import audit
+    from fpverify.server import audit
 
     db = _db(database_url)
     with db.session() as s:
@@ -107,8 +107,8 @@ def audit_verify(database_url: str = DbOpt) -> None:
 
 
 def _key(key_file: Path | None) -> bytes:
-    from server.backup import BackupError, load_key
-    from server.core.config import get_settings
+    from fpverify.server.core.config import get_settings
+    from fpverify.server.ops.backup import BackupError, load_key
 
     path = key_file or get_settings().backup_key_file
     if path is None:
@@ -125,7 +125,7 @@ def _key(key_file: Path | None) -> bytes:
 def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Option(None),
                database_url: str = DbOpt) -> None:
     """Write an encrypted (AES-256-GCM) backup of every table."""
-    from server.backup import backup
+    from fpverify.server.ops.backup import backup
 
     key = _key(key_file)
     counts = backup(_db(database_url).engine, out, key)
@@ -136,7 +136,7 @@ def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Op
 def restore_cmd(file: Path, key_file: Path = typer.Option(None), migrate: bool = typer.Option(True),
                 database_url: str = DbOpt) -> None:
     """Restore a backup into an EMPTY database (migrated first unless --no-migrate)."""
-    from server.backup import BackupError, restore
+    from fpverify.server.ops.backup import BackupError, restore
 
     key = _key(key_file)
     db = _db(database_url)
@@ -153,7 +153,7 @@ def restore_cmd(file: Path, key_file: Path = typer.Option(None), migrate: bool =
 @server_app.command("new-backup-key")
 def new_backup_key(path: Path) -> None:
     """Create a random 256-bit backup key file (mode 600)."""
-    from server.backup import new_key_file
+    from fpverify.server.ops.backup import new_key_file
 
     new_key_file(path)
     typer.echo(f"key written to {path}; keep it apart from the backups")
@@ -164,7 +164,7 @@ def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Op
                  malformed: int = typer.Option(100), clients: int = typer.Option(5, help="publishing connections"),
                  mqtt_version: str = typer.Option("5")) -> None:
     """Sustained results/s from simulated stations through Mosquitto into a private PostgreSQL."""
-    from server.bench import run_ingest_bench
+    from fpverify.bench.ingest import run_ingest_bench
 
     res = run_ingest_bench(out, results, devices, duplicates, malformed, clients, mqtt_version)
     typer.echo(f"{res['results_per_s']:.0f} results/s; sent {res['sent']}, stored {res['stored']}, lost {res['lost']}")
@@ -173,7 +173,7 @@ def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Op
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
-    from server.trust_cli import register_trust_commands
+    from fpverify.server.trust.cli import register_trust_commands
 
     register_trust_commands(server_app)
     app.add_typer(server_app, name="server")

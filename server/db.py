@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.core.config import Settings, get_settings
+from fpverify.server.core.config import Settings, get_settings
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
@@ -69,7 +69,7 @@ class Database:
 
     def create_all(self) -> None:
         """Create the schema straight from the models (tests); production uses `migrate()`."""
-        from server.models import Base
+        from fpverify.server.models import Base
 
         Base.metadata.create_all(self.engine)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.models import Template, TemplateStatus
+from fpverify.server.models import Template, TemplateStatus
 
 log = logging.getLogger(__name__)
 _warned = False
@@ -39,7 +39,7 @@ def _gallery_rows(s: Session, card_number: str) -> list[tuple[str, str, bytes]]:
 def _matcher_search(probes: Sequence[bytes], rows: list[tuple[str, str, bytes]], threshold_name: str):
     """1:N search with the matcher. Returns a hit, None for no hit; raises ImportError/AttributeError
     when the matcher's public API is not available."""
-    import matcher  # noqa: PLC0415 - optional dependency, built in parallel
+    from fpverify import matcher  # noqa: PLC0415 - optional dependency, built in parallel
 
     threshold = matcher.THRESHOLDS[threshold_name]
     gallery = matcher.Gallery()
@@ -78,7 +78,7 @@ def find_duplicate(s: Session, card_number: str, probes: Sequence[bytes], thresh
             _warned = True
         return None
     except ValueError as exc:  # a probe the matcher cannot read: the upload itself is bad
-        from server.crud.errors import Invalid
+        from fpverify.server.crud.errors import Invalid
 
         raise Invalid(f"template cannot be decoded: {exc}") from exc
 
@@ -86,7 +86,7 @@ def find_duplicate(s: Session, card_number: str, probes: Sequence[bytes], thresh
 def validate_template(data: bytes) -> None:
     """Raise Invalid if the matcher cannot read the template (skipped when no matcher is installed)."""
     try:
-        import matcher  # noqa: PLC0415
+        from fpverify import matcher  # noqa: PLC0415
 
         reader = matcher.Template.from_bytes
     except (ImportError, AttributeError):
@@ -94,6 +94,6 @@ def validate_template(data: bytes) -> None:
     try:
         reader(data)
     except ValueError as exc:
-        from server.crud.errors import Invalid
+        from fpverify.server.crud.errors import Invalid
 
         raise Invalid(f"template cannot be decoded: {exc}") from exc

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from server.models import ApprovalAction, Role
+from fpverify.server.models import ApprovalAction, Role
 
 Str64 = Field(min_length=1, max_length=64)
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from server.devtools import find_binary, free_port, stop_process, wait_port
+from fpverify.services import find_binary, free_port, stop_process, wait_port
 
 __all__ = ["Mosquitto", "Postgres", "find_binary", "free_port", "wait_port"]
 

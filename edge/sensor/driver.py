@@ -25,7 +25,7 @@ import numpy as np
 import serial
 from pyfingerprint.pyfingerprint import PyFingerprint
 
-from edge.sensor import protocol as p
+from fpverify.edge.sensor import protocol as p
 
 
 class SensorError(Exception):

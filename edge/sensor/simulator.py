@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sensor import protocol as p
+from fpverify.edge.sensor import protocol as p
 
 FAULTS = ("bad_checksum", "truncated", "garbage", "wrong_address", "wrong_password", "silence")
 STORAGE_CAPACITY = 1000

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets, metrics
-from matcher.params import ExtractionParams
+from fpverify.matcher.params import ExtractionParams
 
 # Published reference figures on these sets (all-pairs EER %, issue 2).
 REFERENCE_EER = {
@@ -52,8 +52,7 @@ class SetScores:
 
 def _extractor_fingerprint(extraction: ExtractionParams) -> str:
     """Hash of the extraction code, parameters and model: a cache key that changes with them."""
-    import matcher
-
+    from fpverify import matcher
     root = Path(matcher.__file__).parent
     h = hashlib.sha256()
     mine = {"matching.py", "kernels.py", "gallery.py", "descriptors.py", "iso19794.py", "params.py"}
@@ -76,8 +75,8 @@ def extract_all(
     extraction: ExtractionParams | None = None,
 ) -> tuple[dict, list[float], int]:
     """Templates (None on failure), extraction times in ms, failure count."""
-    import matcher
-    from matcher.template import Template
+    from fpverify import matcher
+    from fpverify.matcher.template import Template
 
     extraction = extraction or ExtractionParams()
 
@@ -113,8 +112,7 @@ def extract_all(
 
 
 def score_set(templates: dict, advance: Callable[[int], None]) -> SetScores:
-    import matcher
-
+    from fpverify import matcher
     s = SetScores(images=len(templates))
     s.failures = sum(t is None for t in templates.values())
     keys = list(templates)
@@ -225,7 +223,7 @@ def describe_extractor(extraction: ExtractionParams) -> dict:
     """Detector, model file and the sets its network was trained on (from the model's metadata)."""
     out: dict = {"detector": extraction.detector}
     if extraction.detector != "skeleton":
-        from matcher import learned
+        from fpverify.matcher import learned
 
         meta = learned.model_metadata(extraction.learned_model)
         out["model"] = extraction.learned_model or learned.SHIPPED

@@ -18,7 +18,7 @@ import numpy as np
 
 
 def _variant(rng: np.random.Generator, t, params):
-    from matcher.template import Template
+    from fpverify.matcher.template import Template
 
     m = t.minutiae.astype(np.float64)
     h, w = t.shape
@@ -37,7 +37,7 @@ def _variant(rng: np.random.Generator, t, params):
 def run(root: Path, out: Path, gallery_size: int, n_probes: int, images_per_set: int) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    import matcher
+    from fpverify import matcher
     from fpverify.bench import datasets
 
     out.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from matcher.template import Template
+    from fpverify.matcher.template import Template
 
     if fingers < 0 or fingers == 1:
         raise ValueError("fingers must be 0 (all) or at least 2: impostor pairs need two fingers")

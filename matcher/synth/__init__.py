@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from matcher.synth import impression as _impression
-from matcher.synth import minutiae as _minutiae
-from matcher.synth import orientation as _orientation
-from matcher.synth import ridges as _ridges
+from fpverify.matcher.synth import impression as _impression
+from fpverify.matcher.synth import minutiae as _minutiae
+from fpverify.matcher.synth import orientation as _orientation
+from fpverify.matcher.synth import ridges as _ridges
 
 CLASSES = _orientation.CLASSES
 SHAPE = (416, 352)  # (height, width) of masters and impressions, 500 dpi

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from matcher.synth.orientation import smooth_noise
+from fpverify.matcher.synth.orientation import smooth_noise
 
 
 def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

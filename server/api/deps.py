@@ -13,10 +13,10 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from server.core.config import Settings
-from server.crud import devices as devices_crud
-from server.crud import users as users_crud
-from server.models import Device, Role, User
+from fpverify.server.core.config import Settings
+from fpverify.server.crud import devices as devices_crud
+from fpverify.server.crud import users as users_crud
+from fpverify.server.models import Device, Role, User
 
 bearer = HTTPBearer(auto_error=False, description="staff token from /auth/login, or a device token")
 

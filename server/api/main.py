@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.api.routes import (
+from fpverify.server.api.routes import (
     approvals,
     audit,
     auth,

@@ -18,6 +18,10 @@ DEV_SECRET = "dev-only-not-secret-change-me"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FPVERIFY_", env_file=None, extra="ignore")
 
+    # How strict the registry is. "production" refuses unsigned results and development secrets;
+    # "demo" and "development" relax that and every dashboard page says so.
+    mode: Literal["production", "demo", "development"] = "production"
+
     # Database: SQLite file for the demo, PostgreSQL (psycopg 3) in production.
     database_url: str = "sqlite:///./fpverify-registry.db"
     database_echo: bool = False

@@ -7,10 +7,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import audit
-from server.crud import holders
-from server.crud.errors import Conflict, Denied, Invalid, NotFound
-from server.models import (
+from fpverify.server import audit
+from fpverify.server.crud import holders
+from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
+from fpverify.server.models import (
     Approval,
     ApprovalAction,
     ApprovalStatus,

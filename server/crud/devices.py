@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import audit
-from server.core.security import new_token, token_digest
-from server.crud.errors import Conflict, Invalid, NotFound
-from server.models import Device, Site, utcnow
+from fpverify.server import audit
+from fpverify.server.core.security import new_token, token_digest
+from fpverify.server.crud.errors import Conflict, Invalid, NotFound
+from fpverify.server.models import Device, Site, utcnow
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # same alphabet as edge.wire.DeviceId
 

@@ -10,12 +10,13 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from edge import wire
-from server import audit, feed
-from server.core.security import national_id_hmac
-from server.crud.errors import Conflict, Invalid, NotFound
-from server.dedup import DuplicateHit
-from server.models import (
+from fpverify.edge import wire
+from fpverify.server import audit
+from fpverify.server.core.security import national_id_hmac
+from fpverify.server.crud.errors import Conflict, Invalid, NotFound
+from fpverify.server.dedup import DuplicateHit
+from fpverify.server.ingest import feed
+from fpverify.server.models import (
     Approval,
     ApprovalAction,
     ApprovalStatus,

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import audit
-from server.crud.errors import Conflict, NotFound
-from server.models import Alert, AlertStatus, DeadLetter, VerificationRecord, utcnow
+from fpverify.server import audit
+from fpverify.server.crud.errors import Conflict, NotFound
+from fpverify.server.models import Alert, AlertStatus, DeadLetter, VerificationRecord, utcnow
 
 
 def list_results(s: Session, site_id: str | None = None, device_id: str | None = None, outcome: str | None = None,

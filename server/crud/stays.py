@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server import audit
-from server.crud.errors import Conflict, Invalid, NotFound
-from server.models import CardHolder, InpatientStay, Site, VerificationRecord, utcnow
+from fpverify.server import audit
+from fpverify.server.crud.errors import Conflict, Invalid, NotFound
+from fpverify.server.models import CardHolder, InpatientStay, Site, VerificationRecord, utcnow
 
 # A bedside check counts when the patient themself was verified at the ward.
 BEDSIDE_OK = ("match",)

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from server import audit
-from server.core.config import Settings
-from server.core.security import hash_password, new_token, token_digest, verify_password
-from server.crud.errors import Conflict, Denied, Invalid, NotFound
-from server.models import ApiToken, Role, User, utcnow
+from fpverify.server import audit
+from fpverify.server.core.config import Settings
+from fpverify.server.core.security import hash_password, new_token, token_digest, verify_password
+from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
+from fpverify.server.models import ApiToken, Role, User, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
 MIN_PASSWORD = 10

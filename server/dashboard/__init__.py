@@ -22,7 +22,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 def mount(app: FastAPI) -> None:
     from urllib.parse import quote
 
-    from server.dashboard import auth, routes
+    from fpverify.server.dashboard import auth, routes
 
     app.include_router(routes.router)
     app.mount("/dashboard/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")

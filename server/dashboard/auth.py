@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from server.crud import users as users_crud
-from server.models import Role, User
+from fpverify.server.crud import users as users_crud
+from fpverify.server.models import Role, User
 
 COOKIE = "fpv_session"
 LOGIN_COOKIE = "fpv_login_csrf"

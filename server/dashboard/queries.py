@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from server.crud import stays as stays_crud
-from server.models import (
+from fpverify.server.crud import stays as stays_crud
+from fpverify.server.models import (
     Alert,
     AlertStatus,
     CardHolder,

@@ -16,15 +16,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from server import feed
-from server.crud import results as results_crud
-from server.crud import users as users_crud
-from server.crud.errors import DomainError
-from server.dashboard import auth
-from server.dashboard import queries as q
-from server.dashboard.auth import Refused, Viewer
-from server.dashboard.settings import DashboardSettings, get_dashboard_settings
-from server.models import AlertStatus, utcnow
+from fpverify.server.crud import results as results_crud
+from fpverify.server.crud import users as users_crud
+from fpverify.server.crud.errors import DomainError
+from fpverify.server.dashboard import auth
+from fpverify.server.dashboard import queries as q
+from fpverify.server.dashboard.auth import Refused, Viewer
+from fpverify.server.dashboard.settings import DashboardSettings, get_dashboard_settings
+from fpverify.server.ingest import feed
+from fpverify.server.models import AlertStatus, utcnow
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import pool
 
-from server.db import make_engine
-from server.models import Base
+from fpverify.server.db import make_engine
+from fpverify.server.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -15,7 +15,7 @@ target_metadata = Base.metadata
 def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from server.core.config import get_settings
+        from fpverify.server.core.config import get_settings
 
         url = get_settings().database_url
     return url

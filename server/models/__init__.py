@@ -1,10 +1,10 @@
 """SQLAlchemy 2 models of the registry. Import from here: `from server.models import CardHolder`."""
 
-from server.models.approvals import Approval, ApprovalAction, ApprovalStatus, ApprovalVote
-from server.models.audit import AuditEntry, AuditHead
-from server.models.base import Base, UTCDateTime, utcnow
-from server.models.feed import Counter, FeedChange
-from server.models.holders import (
+from fpverify.server.models.approvals import Approval, ApprovalAction, ApprovalStatus, ApprovalVote
+from fpverify.server.models.audit import AuditEntry, AuditHead
+from fpverify.server.models.base import Base, UTCDateTime, utcnow
+from fpverify.server.models.feed import Counter, FeedChange
+from fpverify.server.models.holders import (
     CardHolder,
     Consent,
     Delegate,
@@ -14,10 +14,10 @@ from server.models.holders import (
     Template,
     TemplateStatus,
 )
-from server.models.results import Alert, AlertStatus, DeadLetter, VerificationRecord
-from server.models.sites import Device, Site
-from server.models.stays import InpatientStay
-from server.models.users import ApiToken, Role, User
+from fpverify.server.models.results import Alert, AlertStatus, DeadLetter, VerificationRecord
+from fpverify.server.models.sites import Device, Site
+from fpverify.server.models.stays import InpatientStay
+from fpverify.server.models.users import ApiToken, Role, User
 
 __all__ = [
     "Alert", "AlertStatus", "ApiToken", "Approval", "ApprovalAction", "ApprovalStatus", "ApprovalVote",

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, String, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.models.base import Base, UTCDateTime, utcnow
+from fpverify.server.models.base import Base, UTCDateTime, utcnow
 
 
 class AuditEntry(Base):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.models.base import Base, UTCDateTime, utcnow
+from fpverify.server.models.base import Base, UTCDateTime, utcnow
 
 
 class HolderStatus(enum.StrEnum):

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.models.base import Base, UTCDateTime, utcnow
+from fpverify.server.models.base import Base, UTCDateTime, utcnow
 
 
 class VerificationRecord(Base):

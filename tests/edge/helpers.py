@@ -10,8 +10,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.cache import new_key
-from edge.wire import TemplateAdd, TemplateFeed, VerificationResult
+from fpverify.edge.cache import new_key
+from fpverify.edge.wire import TemplateAdd, TemplateFeed, VerificationResult
 
 
 class Subscriber:

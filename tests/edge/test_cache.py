@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlcipher3
 
-from edge.cache import (
+from fpverify.edge.cache import (
     MIGRATIONS,
     PAGE_SIZE,
     SCHEMA_VERSION,
@@ -22,9 +22,9 @@ from edge.cache import (
     parse_key,
     wipe,
 )
-from edge.config import ConfigError, Secret
-from edge.outbox import Outbox, new_result_id
-from edge.wire import CardStatus, Outcome, Purpose, TemplateRevoke, VerificationResult
+from fpverify.edge.config import ConfigError, Secret
+from fpverify.edge.outbox import Outbox, new_result_id
+from fpverify.edge.wire import CardStatus, Outcome, Purpose, TemplateRevoke, VerificationResult
 from tests.edge.helpers import feed, now, template_add
 
 

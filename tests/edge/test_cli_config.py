@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cache import Store, new_key, parse_key
-from edge.config import ConfigError, load_config
 from fpverify.cli import app
+from fpverify.edge.cache import Store, new_key, parse_key
+from fpverify.edge.config import ConfigError, load_config
 from tests.edge.helpers import write_config, write_key
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware_cfg"
@@ -101,7 +101,7 @@ def test_world_readable_key_is_refused(tmp_path):
 
 
 def test_verify_command_records_and_delivers(tmp_path, mosquitto):
-    from edge.cache import CardStatus
+    from fpverify.edge.cache import CardStatus
     from tests.edge.helpers import Subscriber, feed
 
     cfg_path = write_config(tmp_path / "st", mqtt_port=mosquitto.port)
@@ -127,8 +127,8 @@ def test_card_socket_answers_each_card(tmp_path):
     import socket
     import threading
 
-    from edge.cache import CardStatus
-    from edge.station import CardSocket, Station
+    from fpverify.edge.cache import CardStatus
+    from fpverify.edge.station import CardSocket, Station
     from tests.edge.helpers import feed
 
     cfg = load_config(write_config(tmp_path / "st"))
@@ -159,9 +159,9 @@ def test_card_socket_answers_each_card(tmp_path):
 
 def test_full_store_refuses_the_result_and_loses_nothing(tmp_path):
     """A full disk (here: SQLite's max_page_count reached) gives a clear error; earlier results stay."""
-    from edge.cache import CardStatus
-    from edge.station import Station
-    from edge.workflow import RecordError
+    from fpverify.edge.cache import CardStatus
+    from fpverify.edge.station import Station
+    from fpverify.edge.workflow import RecordError
     from tests.edge.helpers import feed
 
     cfg = load_config(write_config(tmp_path / "st"))

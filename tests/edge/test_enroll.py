@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from edge.config import load_config
-from edge.enroll import Enroller, EnrollError
-from edge.sensor.driver import SensorDriver
-from edge.sensor.simulator import SimulatedSensor
-from edge.wire import EnrollmentUpload
-from edge.workflow import Engine
+from fpverify.edge.config import load_config
+from fpverify.edge.enroll import Enroller, EnrollError
+from fpverify.edge.sensor.driver import SensorDriver
+from fpverify.edge.sensor.simulator import SimulatedSensor
+from fpverify.edge.wire import EnrollmentUpload
+from fpverify.edge.workflow import Engine
 from tests.edge.helpers import write_config
 from tests.edge.registry_stub_server import RegistryServer
 from tests.edge.test_workflow import _matcher_ready
@@ -24,8 +24,8 @@ def registry():
 
 @pytest.fixture(scope="module")
 def impressions():
-    from edge.sensor.simulator import fit_to_sensor
-    from matcher import synth
+    from fpverify.edge.sensor.simulator import fit_to_sensor
+    from fpverify.matcher import synth
 
     return {seed: [fit_to_sensor(synth.impression(synth.generate_finger(seed), k)[0]) for k in range(3)]
             for seed in (38, 36, 45)}
@@ -59,8 +59,7 @@ def test_enrollment_uploads_templates_with_consent(tmp_path, registry, impressio
     assert body.consent.witnessed_by == "nurse1" and body.operator_id == "nurse1"
     assert [f.finger for f in body.fingers] == [2, 7] and all(len(f.templates) == 3 for f in body.fingers)
     # templates only: every uploaded blob parses as a matcher template and is far smaller than an image
-    import matcher
-
+    from fpverify import matcher
     for f in body.fingers:
         for t in f.templates:
             matcher.Template.from_bytes(t)

@@ -13,17 +13,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.cache import CardStatus, Store
-from edge.config import load_config
-from edge.mqtt_link import MqttLink
-from edge.outbox import Outbox
-from edge.wire import Outcome, TemplatesChanged
-from edge.workflow import Verifier
+from fpverify.edge.cache import CardStatus, Store
+from fpverify.edge.config import load_config
+from fpverify.edge.mqtt_link import MqttLink
+from fpverify.edge.outbox import Outbox
+from fpverify.edge.wire import Outcome, TemplatesChanged
+from fpverify.edge.workflow import Verifier
 from tests.edge.helpers import Subscriber, feed, template_add, write_config
 
 
 def open_station_parts(cfg):
-    from edge.cache import parse_key
+    from fpverify.edge.cache import parse_key
 
     store = Store.open(cfg.cache.path, parse_key(cfg.cache.key.read_bytes()))
     outbox = Outbox(store)

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge.cache import CardStatus, Store, parse_key
-from edge.config import load_config
-from edge.mqtt_link import MqttLink
-from edge.outbox import Outbox
-from edge.wire import Outcome, VerificationResult
-from edge.workflow import Verifier
+from fpverify.edge.cache import CardStatus, Store, parse_key
+from fpverify.edge.config import load_config
+from fpverify.edge.mqtt_link import MqttLink
+from fpverify.edge.outbox import Outbox
+from fpverify.edge.wire import Outcome, VerificationResult
+from fpverify.edge.workflow import Verifier
 from tests.edge.helpers import Subscriber, feed, write_config
 
 
@@ -108,8 +108,8 @@ def test_mutual_tls(tmp_path, mosquitto_factory):
 
 def test_signed_results_from_the_station(tmp_path):
     """station.sign_results: each queued result carries a counter and a signature over the wire bytes."""
-    from edge.signing import verify_signature
-    from edge.station import Station
+    from fpverify.edge.signing import verify_signature
+    from fpverify.edge.station import Station
 
     pki = tmp_path / "pki"
     pki.mkdir()

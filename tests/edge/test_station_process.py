@@ -13,10 +13,10 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.cache import CardStatus, Store, parse_key
-from edge.config import load_config
-from edge.outbox import Outbox
-from edge.workflow import Verifier
+from fpverify.edge.cache import CardStatus, Store, parse_key
+from fpverify.edge.config import load_config
+from fpverify.edge.outbox import Outbox
+from fpverify.edge.workflow import Verifier
 from tests.conftest import ROOT
 from tests.edge.helpers import Subscriber, feed, write_config
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from edge.cache import Store, new_key
-from edge.config import RegistrySection
-from edge.sync import SyncError, TemplateSync, matcher_template_check
-from edge.wire import CardStatus, TemplateRevoke, TemplatesChanged
+from fpverify.edge.cache import Store, new_key
+from fpverify.edge.config import RegistrySection
+from fpverify.edge.sync import SyncError, TemplateSync, matcher_template_check
+from fpverify.edge.wire import CardStatus, TemplateRevoke, TemplatesChanged
 from tests.edge.helpers import feed, template_add
 from tests.edge.registry_stub_server import RegistryServer
 
@@ -19,8 +19,8 @@ from tests.edge.registry_stub_server import RegistryServer
 @pytest.fixture(scope="module")
 def real_templates() -> list[bytes]:
     """Templates the matcher really produced (from synthetic fingerprints)."""
-    import matcher
-    from matcher import synth
+    from fpverify import matcher
+    from fpverify.matcher import synth
 
     out = []
     for seed in (11, 12):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.outbox import new_result_id
-from edge.wire import (
+from fpverify.edge.outbox import new_result_id
+from fpverify.edge.wire import (
     Consent,
     EnrolledFinger,
     EnrollmentUpload,

@@ -9,11 +9,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from edge.cache import CardStatus
-from edge.config import load_config
-from edge.station import Station
-from edge.wire import Outcome
-from edge.workflow import MESSAGES
+from fpverify.edge.cache import CardStatus
+from fpverify.edge.config import load_config
+from fpverify.edge.station import Station
+from fpverify.edge.wire import Outcome
+from fpverify.edge.workflow import MESSAGES
 from tests.edge.helpers import Subscriber, feed, now, template_add, write_config
 
 HOLDER, DELEGATE, STRANGER = 38, 36, 45  # synthetic finger seeds: strong self-agreement, far apart
@@ -22,9 +22,8 @@ HOLDER, DELEGATE, STRANGER = 38, 36, 45  # synthetic finger seeds: strong self-a
 def _matcher_ready(calibrated: bool = True):
     import importlib.util
 
-    import matcher
-
-    if importlib.util.find_spec("matcher.quality") is None:
+    from fpverify import matcher
+    if importlib.util.find_spec("fpverify.matcher.quality") is None:
         pytest.skip("matcher.quality is not there yet (matcher engineers)")
     if calibrated and not any(matcher.THRESHOLDS.values()):
         pytest.skip("matcher.THRESHOLDS are still uncalibrated placeholders (0.0)")
@@ -34,8 +33,8 @@ def _matcher_ready(calibrated: bool = True):
 @pytest.fixture(scope="module")
 def fingers():
     """Impressions of three synthetic fingers, cropped to the sensor like a real capture."""
-    from edge.sensor.simulator import fit_to_sensor
-    from matcher import synth
+    from fpverify.edge.sensor.simulator import fit_to_sensor
+    from fpverify.matcher import synth
 
     out = {}
     for seed in (HOLDER, DELEGATE, STRANGER):
@@ -49,8 +48,8 @@ class ListDisplay:
         self.prompts: list[str] = []
         self.shown: list[tuple[str, str]] = []
 
-    def prompt(self, text: str) -> None:
-        self.prompts.append(text)
+    def show(self, prompt) -> None:
+        self.prompts.append(prompt.text())
 
     def outcome(self, result, message: str) -> None:
         self.shown.append((result.outcome.value, message))
@@ -72,7 +71,7 @@ def enrolled_feed(matcher, fingers):
 
 def test_desk_checks_through_the_simulated_sensor(tmp_path, mosquitto, fingers):
     matcher = _matcher_ready()
-    from edge.sensor.simulator import SimulatedSensor
+    from fpverify.edge.sensor.simulator import SimulatedSensor
 
     with SimulatedSensor() as sim:
         cfg = load_config(write_config(tmp_path / "st", mqtt_port=mosquitto.port, sensor_port=sim.path,
@@ -113,7 +112,7 @@ def test_desk_checks_through_the_simulated_sensor(tmp_path, mosquitto, fingers):
 
 def test_silent_sensor_gives_sensor_error_then_recovers(tmp_path, fingers):
     matcher = _matcher_ready(calibrated=False)  # about the sensor, not about the decision
-    from edge.sensor.simulator import SimulatedSensor
+    from fpverify.edge.sensor.simulator import SimulatedSensor
 
     with SimulatedSensor() as sim:
         cfg = load_config(write_config(tmp_path / "st", sensor_port=sim.path, extra="capture_wait_s = 5"))
@@ -142,7 +141,7 @@ def test_silent_sensor_gives_sensor_error_then_recovers(tmp_path, fingers):
 
 def test_poor_quality_retries_then_records(tmp_path, fingers):
     matcher = _matcher_ready(calibrated=False)
-    from edge.sensor.simulator import SimulatedSensor
+    from fpverify.edge.sensor.simulator import SimulatedSensor
 
     rng = np.random.default_rng(0)
     smudge = (rng.random((288, 256)) * 40 + 100).astype(np.uint8)  # no ridges at all

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.template import Template
+from fpverify.matcher.template import Template
 
 SHAPE = (400, 320)
 

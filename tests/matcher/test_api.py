@@ -2,7 +2,7 @@
 
 import numpy as np
 
-import matcher
+from fpverify import matcher
 
 
 def test_quality_callable_twice():

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matcher.features import extract_features
-from matcher.quality import quality
+from fpverify.matcher.features import extract_features
+from fpverify.matcher.quality import quality
 
 
 def noise(h: int, w: int, seed: int = 0) -> np.ndarray:

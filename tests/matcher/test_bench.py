@@ -10,7 +10,7 @@ from fpverify.bench import accuracy, datasets
 
 @pytest.mark.datasets
 def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
-    pytest.importorskip("matcher.features")
+    pytest.importorskip("fpverify.matcher.features")
     name = "fvc2002_db1_b"
     res = accuracy.run(datasets_dir, [name], "native", tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
@@ -37,7 +37,7 @@ def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
 @pytest.mark.datasets
 def test_accuracy_bench_marks_sets_the_network_saw(datasets_dir, tmp_path):
     """FVC2000 is in the shipped network's training data: its row is flagged, the classical one not."""
-    from matcher.params import ExtractionParams
+    from fpverify.matcher.params import ExtractionParams
 
     name = "fvc2000_db4_b"
     res = accuracy.run(datasets_dir, [name], "native", tmp_path)

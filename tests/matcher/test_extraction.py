@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from matcher.features import STAGES, Features, extract_features
-from matcher.params import ExtractionParams
+from fpverify.matcher.features import STAGES, Features, extract_features
+from fpverify.matcher.params import ExtractionParams
 
 DPI = {"fvc2002_db2_b": 569, "fvc2004_db3_b": 512}
 

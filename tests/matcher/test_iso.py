@@ -5,8 +5,8 @@ import struct
 import numpy as np
 import pytest
 
-import matcher
-from matcher.template import Template
+from fpverify import matcher
+from fpverify.matcher.template import Template
 from tests.matcher.synthetic import SHAPE, finger
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from fpverify.bench import teacher
-from matcher import learned, synth
-from matcher.features import extract_features
-from matcher.params import ExtractionParams
-from matcher.segmentation import border_distance
+from fpverify.matcher import learned, synth
+from fpverify.matcher.features import extract_features
+from fpverify.matcher.params import ExtractionParams
+from fpverify.matcher.segmentation import border_distance
 
 
 def _logit(p: float) -> float:
@@ -45,7 +45,7 @@ def test_decode_reads_peaks_offsets_directions_and_types():
 
 
 def test_confirm_adds_only_supported_new_minutiae():
-    from matcher.minutiae import Minutiae
+    from fpverify.matcher.minutiae import Minutiae
 
     g = 20
     out = np.full((6, g, g), -10.0, np.float32)
@@ -148,7 +148,7 @@ def test_training_runs_exports_and_loads(tmp_path):
     """A few steps on synthetic prints with their true minutiae: the ONNX file loads and extracts."""
     pytest.importorskip("torch", reason="training needs PyTorch: pip install 'fpverify[train]'")
     from fpverify import train_extractor as tx
-    from matcher.features import prepare
+    from fpverify.matcher.features import prepare
 
     samples = []
     for seed in (5, 6):

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import matcher
-from matcher.template import Template
+from fpverify import matcher
+from fpverify.matcher.template import Template
 from tests.matcher.synthetic import SHAPE, finger, impression, move
 
 
@@ -65,7 +65,7 @@ def _load_pairs(datasets_dir, name, fingers=3):
 
 @pytest.mark.datasets
 def test_real_images_genuine_beats_impostor(datasets_dir):
-    pytest.importorskip("matcher.features")
+    pytest.importorskip("fpverify.matcher.features")
     imgs = _load_pairs(datasets_dir, "fvc2002_db1_b")
     tm = {k: matcher.extract(v, dpi=500) for k, v in imgs.items()}
     gen = [matcher.compare(tm[(f, 1)], tm[(f, i)]) for f in range(101, 104) for i in (2, 3)]
@@ -77,7 +77,7 @@ def test_real_images_genuine_beats_impostor(datasets_dir):
 
 
 def test_top_pairs_match_a_full_sort():
-    from matcher import kernels
+    from fpverify.matcher import kernels
 
     rng = np.random.default_rng(11)
     sim = rng.random((30, 25)).astype(np.float32)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from matcher.quality import FEW_MINUTIAE, LOW_CONTRAST, NO_FINGER, SMALL_AREA, QualityReport, quality
+from fpverify.matcher.quality import FEW_MINUTIAE, LOW_CONTRAST, NO_FINGER, SMALL_AREA, QualityReport, quality
 
 
 @pytest.fixture

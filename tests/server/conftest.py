@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from server.app import create_app
-from server.core.config import Settings
-from server.crud import devices as devices_crud
-from server.crud import users as users_crud
-from server.db import Database
+from fpverify.server.app import create_app
+from fpverify.server.core.config import Settings
+from fpverify.server.crud import devices as devices_crud
+from fpverify.server.crud import users as users_crud
+from fpverify.server.db import Database
 
 PASSWORD = "correct horse battery"
 ROLES = ("sysadmin", "enroller", "auditor", "supervisor")

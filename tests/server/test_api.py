@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import insert
 
-from edge import wire
-from server.app import create_app
-from server.db import Database
-from server.devtools import BROKER_CONF
-from server.models import Alert, VerificationRecord
+from fpverify.edge import wire
+from fpverify.server.app import create_app
+from fpverify.server.db import Database
+from fpverify.server.models import Alert, VerificationRecord
+from fpverify.services import BROKER_CONF
 from tests.server.conftest import PASSWORD, auth, make_settings, seed_users, upload_body
 
 P = "/api/v1"

@@ -6,9 +6,9 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from fpverify.cli import app as cli_app
-from server import audit
-from server.crud import devices, users
-from server.db import Database
+from fpverify.server import audit
+from fpverify.server.crud import devices, users
+from fpverify.server.db import Database
 from tests.server.conftest import make_settings
 
 
@@ -59,7 +59,7 @@ def test_rehashed_edit_still_detected(sqlite_url):
     db.create_all()
     populate(db)
     with db.session() as s:
-        from server.models import AuditEntry
+        from fpverify.server.models import AuditEntry
 
         e = s.get(AuditEntry, 2)
         e.actor = "forged"
@@ -73,7 +73,7 @@ def test_rehashed_edit_still_detected(sqlite_url):
 
 def test_cli_audit_verify_names_row(sqlite_url, monkeypatch):
     monkeypatch.setenv("FPVERIFY_DATABASE_URL", sqlite_url)
-    from server.core.config import get_settings
+    from fpverify.server.core.config import get_settings
 
     get_settings.cache_clear()
     try:

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert
 
-from edge import wire
-from server import audit
-from server.backup import BackupError, backup, dump_rows, new_key_file, restore
-from server.crud import devices, holders, users
-from server.db import Database
-from server.models import VerificationRecord
+from fpverify.edge import wire
+from fpverify.server import audit
+from fpverify.server.crud import devices, holders, users
+from fpverify.server.db import Database
+from fpverify.server.models import VerificationRecord
+from fpverify.server.ops.backup import BackupError, backup, dump_rows, new_key_file, restore
 from tests.server.conftest import make_settings
 
 KEY = "test-national-id-key"
@@ -49,7 +49,7 @@ def test_backup_restore_roundtrip(tmp_path, pg_url):
     fill(src)
     key_file = tmp_path / "backup.key"
     new_key_file(key_file)
-    from server.backup import load_key
+    from fpverify.server.ops.backup import load_key
 
     key = load_key(key_file)
     out = tmp_path / "registry.fpvbak"

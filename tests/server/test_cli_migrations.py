@@ -7,10 +7,10 @@ from alembic.migration import MigrationContext
 from typer.testing import CliRunner
 
 from fpverify.cli import app as cli_app
-from server.core.config import get_settings
-from server.core.security import token_digest
-from server.db import Database
-from server.models import Base, Device
+from fpverify.server.core.config import get_settings
+from fpverify.server.core.security import token_digest
+from fpverify.server.db import Database
+from fpverify.server.models import Base, Device
 from tests.server.conftest import make_settings
 
 

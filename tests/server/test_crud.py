@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from edge import wire
-from server import audit, feed
-from server.core.config import Settings
-from server.crud import approvals, devices, holders, stays, users
-from server.crud.errors import Conflict, Denied, Invalid
-from server.db import Database
-from server.dedup import find_duplicate
-from server.models import Site, Template, VerificationRecord
+from fpverify.edge import wire
+from fpverify.server import audit
+from fpverify.server.core.config import Settings
+from fpverify.server.crud import approvals, devices, holders, stays, users
+from fpverify.server.crud.errors import Conflict, Denied, Invalid
+from fpverify.server.db import Database
+from fpverify.server.dedup import find_duplicate
+from fpverify.server.ingest import feed
+from fpverify.server.models import Site, Template, VerificationRecord
 from tests.server.conftest import make_settings
 
 KEY = "test-national-id-key"

@@ -7,8 +7,8 @@ import pytest
 
 from tests.server.conftest import auth, upload_body
 
-matcher = pytest.importorskip("matcher")
-synth = pytest.importorskip("matcher.synth")
+matcher = pytest.importorskip("fpverify.matcher")
+synth = pytest.importorskip("fpverify.matcher.synth")
 P = "/api/v1"
 
 
@@ -24,7 +24,7 @@ def templates():
 
 @pytest.fixture
 def app(db):  # the app under test checks templates with the matcher
-    from server.app import create_app
+    from fpverify.server.app import create_app
 
     db.settings.validate_templates = True
     return create_app(db.settings, db)

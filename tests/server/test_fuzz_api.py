@@ -14,9 +14,9 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
-from server.app import create_app
-from server.crud import devices
-from server.db import Database
+from fpverify.server.app import create_app
+from fpverify.server.crud import devices
+from fpverify.server.db import Database
 from tests.server.conftest import ROLES, login, make_settings, seed_users
 from tests.server.test_matrix import ANON, POLICY, PREFIX
 

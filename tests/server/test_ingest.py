@@ -11,13 +11,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
-from edge import wire
-from server import loadgen
-from server.crud import devices as devices_crud
-from server.db import Database
-from server.devtools import BROKER_CONF
-from server.ingest import IngestWorker
-from server.models import Alert, DeadLetter, Device, VerificationRecord
+from fpverify.bench import loadgen
+from fpverify.edge import wire
+from fpverify.server.crud import devices as devices_crud
+from fpverify.server.db import Database
+from fpverify.server.ingest.worker import IngestWorker
+from fpverify.server.models import Alert, DeadLetter, Device, VerificationRecord
+from fpverify.services import BROKER_CONF
 from tests.server.conftest import make_settings
 
 DEVICES = [f"ward-{i:02d}" for i in range(50)]

@@ -133,7 +133,7 @@ def test_logout_revokes_token(client, tokens, caller):
 
 
 def test_device_reads_only_its_own_feed(client, tokens, db):
-    from server.crud import devices
+    from fpverify.server.crud import devices
 
     with db.session() as s:
         _, other = devices.create_device(s, "t", "site-1", "dev-2")

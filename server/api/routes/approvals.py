@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server import schemas
-from server.api.deps import IntId, OfficeReader, SessionDep, Supervisor
-from server.crud import approvals as crud
-from server.models import Approval, ApprovalStatus
+from fpverify.server import schemas
+from fpverify.server.api.deps import IntId, OfficeReader, SessionDep, Supervisor
+from fpverify.server.crud import approvals as crud
+from fpverify.server.models import Approval, ApprovalStatus
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 

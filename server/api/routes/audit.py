@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from server import audit, schemas
-from server.api.deps import Auditor, SessionDep, Version, require
-from server.models import AuditEntry, Role, User
+from fpverify.server import audit, schemas
+from fpverify.server.api.deps import Auditor, SessionDep, Version, require
+from fpverify.server.models import AuditEntry, Role, User
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from server import schemas
-from server.api.deps import AnyUser, Creds, SessionDep
-from server.crud import users as users_crud
+from fpverify.server import schemas
+from fpverify.server.api.deps import AnyUser, Creds, SessionDep
+from fpverify.server.crud import users as users_crud
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from edge import wire
-from server import feed, schemas
-from server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin, Version
-from server.crud import devices as crud
+from fpverify.edge import wire
+from fpverify.server import schemas
+from fpverify.server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin, Version
+from fpverify.server.crud import devices as crud
+from fpverify.server.ingest import feed
 
 router = APIRouter(tags=["sites and devices"])
 

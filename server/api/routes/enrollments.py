@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from edge import wire
-from server import schemas
-from server.api.deps import Enroller, PersonalReader, SessionDep
-from server.crud import holders as crud
-from server.crud.errors import NotFound
-from server.models import Enrollment
+from fpverify.edge import wire
+from fpverify.server import schemas
+from fpverify.server.api.deps import Enroller, PersonalReader, SessionDep
+from fpverify.server.crud import holders as crud
+from fpverify.server.crud.errors import NotFound
+from fpverify.server.models import Enrollment
 
 router = APIRouter(prefix="/enrollments", tags=["stations"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
-from server import schemas
-from server.api.deps import SessionDep
+from fpverify.server import schemas
+from fpverify.server.api.deps import SessionDep
 
 router = APIRouter(tags=["health"])
 

@@ -7,10 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
-from server import schemas
-from server.api.deps import Enroller, Offset, PersonalReader, SessionDep, SettingsDep, Supervisor, require
-from server.crud import holders as crud
-from server.models import Delegate, HolderStatus, Role, Template, TemplateStatus, User
+from fpverify.server import schemas
+from fpverify.server.api.deps import (
+    Enroller,
+    Offset,
+    PersonalReader,
+    SessionDep,
+    SettingsDep,
+    Supervisor,
+    require,
+)
+from fpverify.server.crud import holders as crud
+from fpverify.server.models import Delegate, HolderStatus, Role, Template, TemplateStatus, User
 
 router = APIRouter(prefix="/cardholders", tags=["card holders"])
 CARD = r"^[A-Za-z0-9-]{4,32}$"

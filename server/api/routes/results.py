@@ -7,10 +7,10 @@ import uuid
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from server import schemas
-from server.api.deps import IntId, OfficeReader, Offset, SessionDep, Supervisor
-from server.crud import results as crud
-from server.models import AlertStatus
+from fpverify.server import schemas
+from fpverify.server.api.deps import IntId, OfficeReader, Offset, SessionDep, Supervisor
+from fpverify.server.crud import results as crud
+from fpverify.server.models import AlertStatus
 
 router = APIRouter(tags=["results and alerts"])
 

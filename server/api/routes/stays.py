@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from server import schemas
-from server.api.deps import Enroller, IntId, PersonalReader, SessionDep, SettingsDep
-from server.crud import stays as crud
+from fpverify.server import schemas
+from fpverify.server.api.deps import Enroller, IntId, PersonalReader, SessionDep, SettingsDep
+from fpverify.server.crud import stays as crud
 
 router = APIRouter(prefix="/stays", tags=["inpatients"])
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from server import schemas
-from server.api.deps import IntId, SessionDep, Sysadmin, require
-from server.crud import users as crud
-from server.models import Role, User
+from fpverify.server import schemas
+from fpverify.server.api.deps import IntId, SessionDep, Sysadmin, require
+from fpverify.server.crud import users as crud
+from fpverify.server.models import Role, User
 
 router = APIRouter(prefix="/users", tags=["users"])
 

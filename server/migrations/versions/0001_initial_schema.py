@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import server.models.base
+import fpverify.server.models.base
 
 revision = '0001'
 down_revision = None
@@ -28,12 +28,12 @@ def upgrade() -> None:
     sa.Column('device_id', sa.String(length=64), nullable=True),
     sa.Column('site_id', sa.String(length=64), nullable=True),
     sa.Column('card_retained', sa.Boolean(), nullable=False),
-    sa.Column('raised_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('raised_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('acknowledged_by', sa.String(length=64), nullable=True),
-    sa.Column('acknowledged_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('acknowledged_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolved_by', sa.String(length=64), nullable=True),
-    sa.Column('resolved_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('comment', sa.String(length=2000), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts')),
     sa.UniqueConstraint('result_id', name=op.f('uq_alerts_result_id'))
@@ -49,9 +49,9 @@ def upgrade() -> None:
     sa.Column('target', sa.String(length=64), nullable=False),
     sa.Column('reason', sa.String(length=1000), nullable=False),
     sa.Column('requested_by', sa.String(length=64), nullable=False),
-    sa.Column('requested_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requested_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('decided_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_approvals'))
     )
     with op.batch_alter_table('approvals', schema=None) as batch_op:
@@ -65,7 +65,7 @@ def upgrade() -> None:
     )
     op.create_table('audit_log',
     sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor', sa.String(length=80), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
     sa.Column('entity', sa.String(length=64), nullable=False),
@@ -82,8 +82,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('national_id_hmac', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('card_number', name=op.f('pk_card_holders'))
     )
     with op.batch_alter_table('card_holders', schema=None) as batch_op:
@@ -96,7 +96,7 @@ def upgrade() -> None:
     )
     op.create_table('dead_letters',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('received_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('topic', sa.String(length=300), nullable=False),
     sa.Column('reason', sa.String(length=1000), nullable=False),
     sa.Column('payload', sa.LargeBinary(), nullable=False),
@@ -113,13 +113,13 @@ def upgrade() -> None:
     sa.Column('template_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=True),
     sa.Column('site_id', sa.String(length=64), nullable=True),
-    sa.Column('at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('version', name=op.f('pk_feed_changes'))
     )
     op.create_table('sites',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sites'))
     )
     op.create_table('users',
@@ -129,9 +129,9 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('frozen', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', server.models.base.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_login_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
     )
@@ -142,8 +142,8 @@ def upgrade() -> None:
     sa.Column('card_number', sa.String(length=32), nullable=False),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('purpose', sa.String(length=20), nullable=False),
-    sa.Column('captured_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('received_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('captured_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('score', sa.Float(), nullable=True),
     sa.Column('threshold', sa.Float(), nullable=True),
     sa.Column('finger', sa.Integer(), nullable=True),
@@ -167,8 +167,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('revoked', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
@@ -183,7 +183,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('decision', sa.String(length=16), nullable=False),
     sa.Column('comment', sa.String(length=1000), nullable=True),
-    sa.Column('at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['approval_id'], ['approvals.id'], name=op.f('fk_approval_votes_approval_id_approvals')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_approval_votes_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_approval_votes')),
@@ -195,12 +195,12 @@ def upgrade() -> None:
     op.create_table('consents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('card_number', sa.String(length=32), nullable=False),
-    sa.Column('given_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('given_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('scope', sa.String(length=200), nullable=False),
     sa.Column('witnessed_by', sa.String(length=64), nullable=False),
     sa.Column('recorded_by', sa.String(length=64), nullable=False),
-    sa.Column('recorded_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('withdrawn_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('recorded_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('withdrawn_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('withdrawn_by', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['card_number'], ['card_holders.card_number'], name=op.f('fk_consents_card_number_card_holders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consents'))
@@ -214,9 +214,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('national_id_hmac', sa.String(length=64), nullable=False),
     sa.Column('relation', sa.String(length=64), nullable=True),
-    sa.Column('valid_from', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('valid_until', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_from', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_until', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['card_number'], ['card_holders.card_number'], name=op.f('fk_delegates_card_number_card_holders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_delegates'))
     )
@@ -229,9 +229,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=True),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('disabled', sa.Boolean(), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('online', sa.Boolean(), nullable=False),
-    sa.Column('last_seen', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_seen', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cache_version', sa.Integer(), nullable=True),
     sa.Column('software_version', sa.String(length=32), nullable=True),
     sa.Column('notified_version', sa.Integer(), nullable=True),
@@ -248,11 +248,11 @@ def upgrade() -> None:
     sa.Column('site_id', sa.String(length=64), nullable=False),
     sa.Column('ward', sa.String(length=64), nullable=True),
     sa.Column('bed', sa.String(length=32), nullable=True),
-    sa.Column('admitted_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('discharged_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('admitted_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('discharged_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('recheck_interval_hours', sa.Float(), nullable=False),
     sa.Column('admitted_by', sa.String(length=64), nullable=False),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['card_number'], ['card_holders.card_number'], name=op.f('fk_inpatient_stays_card_number_card_holders')),
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_inpatient_stays_site_id_sites')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inpatient_stays'))
@@ -274,7 +274,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('duplicate_of', sa.String(length=32), nullable=True),
     sa.Column('duplicate_score', sa.Double(), nullable=True),
-    sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['card_number'], ['card_holders.card_number'], name=op.f('fk_enrollments_card_number_card_holders')),
     sa.ForeignKeyConstraint(['consent_id'], ['consents.id'], name=op.f('fk_enrollments_consent_id_consents')),
     sa.ForeignKeyConstraint(['delegate_id'], ['delegates.id'], name=op.f('fk_enrollments_delegate_id_delegates')),
@@ -296,8 +296,8 @@ def upgrade() -> None:
     sa.Column('enrolled_by', sa.String(length=64), nullable=False),
     sa.Column('device_id', sa.String(length=64), nullable=False),
     sa.Column('site_id', sa.String(length=64), nullable=True),
-    sa.Column('enrolled_at', server.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', server.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enrolled_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', fpverify.server.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_reason', sa.String(length=200), nullable=True),
     sa.ForeignKeyConstraint(['card_number'], ['card_holders.card_number'], name=op.f('fk_templates_card_number_card_holders')),
     sa.ForeignKeyConstraint(['delegate_id'], ['delegates.id'], name=op.f('fk_templates_delegate_id_delegates')),

@@ -1,0 +1,132 @@
+"""Simulated stations for the ingest test and bench: valid results (with duplicates, like a station
+re-sending after a lost PUBACK), malformed payloads, published with QoS 1 over several clients."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from fpverify.edge import wire
+
+
+@dataclass
+class Load:
+    messages: list[tuple[str, bytes]]  # (topic, payload) in publish order
+    valid_ids: set[uuid.UUID] = field(default_factory=set)
+    no_match_ids: set[uuid.UUID] = field(default_factory=set)
+    malformed: int = 0
+    duplicates: int = 0
+
+
+def _result(rng: random.Random, device: str, site: str, t0: datetime, i: int) -> wire.VerificationResult:
+    outcome = rng.choices(list(wire.Outcome), weights=[80, 4, 4, 2, 6, 2, 2])[0]
+    return wire.VerificationResult(
+        result_id=uuid.uuid4(), device_id=device, site_id=site, card_number=f"C{rng.randrange(10**6):06d}",
+        outcome=outcome, purpose=rng.choice(list(wire.Purpose)), captured_at=t0 + timedelta(milliseconds=i),
+        score=round(rng.uniform(0, 100), 2), threshold=40.0, finger=rng.randrange(1, 11), attempts=1,
+        quality=rng.randrange(20, 100), operator_id="op-1",
+        delegate_id="dlg-1" if outcome == wire.Outcome.DELEGATE_MATCH else None,
+    )
+
+
+def malformed_payload(rng: random.Random, k: int, device: str, site: str) -> tuple[str, bytes]:
+    """The k-th kind of bad message; every one must be dead-lettered, none may crash the worker."""
+    topic = wire.Topics(device).results
+    good = json.loads(_result(rng, device, site, datetime.now(UTC), k).model_dump_json())
+    kind = k % 10
+    if kind == 0:
+        return topic, b"\xff\xfe not json at all"
+    if kind == 1:
+        return topic, b'{"kind": "verification_result", "result_id": '  # truncated JSON
+    if kind == 2:
+        good.pop("outcome")
+        return topic, json.dumps(good).encode()
+    if kind == 3:
+        good["outcome"] = "probably_fine"
+        return topic, json.dumps(good).encode()
+    if kind == 4:
+        good["captured_at"] = "2024-01-01T10:00:00"  # no time zone
+        return topic, json.dumps(good).encode()
+    if kind == 5:
+        good["device_id"] = "someone-else"  # does not match the topic
+        return topic, json.dumps(good).encode()
+    if kind == 6:
+        good["extra"] = "x" * 50_000  # unknown field, large payload
+        return topic, json.dumps(good).encode()
+    if kind == 7:
+        good["score"] = -5
+        return topic, json.dumps(good).encode()
+    if kind == 8:
+        return topic, b""
+    good["device_id"] = "unregistered-dev"  # consistent with its topic, but not a registered device
+    return wire.Topics("unregistered-dev").results, json.dumps(good).encode()
+
+
+def make_load(n_valid: int, devices: list[str], site: str, duplicates: int, malformed: int, seed: int = 1) -> Load:
+    rng = random.Random(seed)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    load = Load(messages=[])
+    sent: list[tuple[str, bytes]] = []
+    for i in range(n_valid):
+        dev = devices[i % len(devices)]
+        r = _result(rng, dev, site, t0, i)
+        load.valid_ids.add(r.result_id)
+        if r.outcome == wire.Outcome.NO_MATCH:
+            load.no_match_ids.add(r.result_id)
+        sent.append((wire.Topics(dev).results, r.model_dump_json().encode()))
+    msgs = list(sent)
+    for _ in range(duplicates):
+        msgs.append(rng.choice(sent))
+    for k in range(malformed):
+        msgs.append(malformed_payload(rng, k, rng.choice(devices), site))
+    rng.shuffle(msgs)
+    load.messages = msgs
+    load.malformed = malformed
+    load.duplicates = duplicates
+    return load
+
+
+def publish(host: str, port: int, messages: list[tuple[str, bytes]], clients: int = 5, version: str = "5",
+            timeout: float = 300.0, prefix: str = "loadgen") -> float:
+    """Publish with QoS 1 over `clients` connections; returns once every PUBACK arrived (seconds taken)."""
+    conns = []
+    for c in range(clients):
+        cl = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{c}-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311)
+        cl.max_inflight_messages_set(500)
+        cl.max_queued_messages_set(0)
+        cl.connect(host, port)
+        cl.loop_start()
+        conns.append(cl)
+    infos: list[list] = [[] for _ in conns]
+    start = time.monotonic()
+
+    def run(idx: int) -> None:
+        cl = conns[idx]
+        for topic, payload in messages[idx::clients]:
+            infos[idx].append(cl.publish(topic, payload, qos=1))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = start + timeout
+    for group in infos:
+        for info in group:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            if not info.is_published():
+                raise TimeoutError("broker did not acknowledge every message in time")
+    took = time.monotonic() - start
+    for cl in conns:
+        cl.disconnect()
+        cl.loop_stop()
+    return took
