@@ -28,13 +28,16 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: str):
-    from fpverify.edge.config import ConfigError, load_config
+def _load(config: str, files: bool = True):
+    from fpverify.edge.config import ConfigError, check_files, load_config
 
     try:
-        return load_config(config)
+        cfg = load_config(config)
+        if files:  # the certificates and keys it names (not needed to wipe the store)
+            check_files(cfg)
     except ConfigError as exc:
         _fail(str(exc))
+    return cfg
 
 
 def _open_station(cfg, **kwargs):
@@ -57,17 +60,30 @@ def _sigterm_exits() -> None:
 
 @edge_app.command("run")
 def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Run the station: card numbers from the card socket (station.card_socket) or stdin, one per line."""
+    """Run the station: cards from the kiosk page and the HIS ([kiosk], [his]), else from the card
+    socket (station.card_socket) or stdin, one per line."""
     from fpverify.edge.station import CardSocket, stdin_cards
     from fpverify.edge.workflow import ConsoleDisplay
 
     _setup_logging(verbose)
     cfg = _load(config)
-    station = _open_station(cfg, display=ConsoleDisplay())
+    kiosk = None
+    display = ConsoleDisplay()
+    if cfg.kiosk.enabled:
+        from fpverify.edge.kiosk.display import KioskDisplay
+        from fpverify.edge.prompts import Displays
+
+        kiosk = KioskDisplay(hold_s=cfg.kiosk.outcome_hold_s)
+        display = Displays(kiosk, display)
+    station = _open_station(cfg, display=display)
     _sigterm_exits()
     station.start()
+    service = None
     try:
-        if cfg.station.card_socket:
+        if kiosk is not None:
+            service = _start_kiosk(station, kiosk)
+            signal.pause()  # the page, the HIS API and the MQTT link run in their threads until SIGTERM
+        elif cfg.station.card_socket:
             sock = CardSocket(cfg.station.card_socket, station.handle_card)
             logging.getLogger("fpverify.edge.station").info("waiting for cards on %s", cfg.station.card_socket)
             try:
@@ -82,7 +98,29 @@ def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose"
     except KeyboardInterrupt:
         pass
     finally:
+        if service is not None:
+            service.stop()
         station.stop()
+
+
+def _start_kiosk(station, kiosk):
+    from fpverify.edge.config import ConfigError
+    from fpverify.edge.kiosk.server import KioskService
+
+    try:
+        return KioskService(station, kiosk).start()
+    except (ConfigError, RuntimeError) as exc:  # run()'s finally stops the station
+        _fail(str(exc))
+
+
+@edge_app.command("his-openapi")
+def his_openapi(out: Path = typer.Option(Path("docs/his/openapi.json"), "--out", help="File to write")) -> None:
+    """Export the OpenAPI description of the station's HIS API (docs/his/openapi.json)."""
+    from fpverify.edge.kiosk.his import openapi_document
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(openapi_document() + "\n", encoding="utf-8")
+    typer.echo(str(out))
 
 
 @edge_app.command("verify")
@@ -90,9 +128,14 @@ def verify(card: str = typer.Option(..., "--card", help="Card number"), config: 
            operator: str = typer.Option(None, "--operator", help="Operator id recorded with the result"),
            wait_s: float = typer.Option(10.0, help="Seconds to wait for the result to reach the broker")) -> None:
     """One verification (capture from the sensor), printed as JSON; the result stays queued if offline."""
+    from fpverify.edge.kiosk.cards import BadRead, parse_card
     from fpverify.edge.workflow import MESSAGES, ConsoleDisplay, InvalidCard
 
     _setup_logging(False)
+    try:
+        card = parse_card(card).card_number  # the formats every card input accepts (docs/station.md)
+    except BadRead as exc:
+        _fail(f"card not read: {exc}")
     cfg = _load(config)
     station = _open_station(cfg, display=ConsoleDisplay(), sync=False)
     station.start()
@@ -165,7 +208,7 @@ def wipe(config: str = ConfigOpt, yes: bool = typer.Option(False, "--yes", help=
     """Destroy the station's store (templates and any unsent results). No key needed."""
     from fpverify.edge.cache import wipe as wipe_store
 
-    cfg = _load(config)
+    cfg = _load(config, files=False)
     if not yes and not typer.confirm(f"Overwrite and delete {cfg.cache.path} (unsent results are lost)?"):
         raise typer.Exit(1)
     wiped = wipe_store(cfg.cache.path)
@@ -206,6 +249,16 @@ def bench_station(out: Path = typer.Option(..., "--out", help="Folder for result
     typer.echo(json.dumps(res, indent=2))
 
 
+def bench_kiosk(out: Path = typer.Option(..., "--out", help="Folder for results.json and report.md"),
+                runs: int = typer.Option(10, help="Checks to time (after one warm-up)"),
+                baud: int = typer.Option(115200, help="Simulated sensor's baud rate")) -> None:
+    """Card scan to outcome on the kiosk page: a real station on the simulated sensor, in Chromium."""
+    from fpverify.edge.kiosk.bench import run_kiosk_bench
+
+    typer.echo(json.dumps(run_kiosk_bench(out, runs=runs, baud=baud), indent=2))
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.add_typer(edge_app, name="edge")
     bench.command("station")(bench_station)
+    bench.command("kiosk")(bench_kiosk)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fpverify.edge.wire import DeviceId, Purpose
 
@@ -65,6 +65,9 @@ class StationSection(_Section):
     site_id: str = Field(min_length=1, max_length=64)
     purpose: Purpose = Purpose.REGISTRATION
     threshold: str = "fmr_1e-4"  # a key of matcher.THRESHOLDS: the operating point
+    # A score on matcher.compare's scale that replaces the operating point's (the demo's synthetic
+    # fingers); None: the operating point decides.
+    threshold_score: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     min_quality: int = Field(default=40, ge=0, le=100)  # below this the patient is asked to press again
     max_attempts: int = Field(default=3, ge=1, le=10)
     capture_wait_s: float = Field(default=10.0, gt=0, le=120)
@@ -72,6 +75,13 @@ class StationSection(_Section):
     history_days: int = Field(default=90, ge=1)  # how long acknowledged result ids are kept
     # Sign each result (counter + ECDSA P-256) with the key of the MQTT client certificate (edge/signing.py)
     sign_results: bool = False
+
+    @field_validator("threshold")
+    @classmethod
+    def _known_operating_point(cls, name: str) -> str:
+        from fpverify.matcher import known_point
+
+        return known_point(name)
 
 
 class SensorSection(_Section):
@@ -122,12 +132,40 @@ class MqttSection(_Section):
         return self
 
 
+class KioskSection(_Section):
+    """The patient's screen: a page served by the station to the local Chromium (edge/kiosk)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # the page is for the screen beside the sensor: keep it on localhost
+    port: int = Field(default=8470, ge=0, le=65535)  # 0: any free port (tests, the demo's several desks)
+    language: Literal["zh_CN", "en"] = "zh_CN"  # first language of the page; English selectable on it
+    outcome_hold_s: float = Field(default=8.0, gt=0, le=300)  # then back to "present your card"
+
+
+class HisSection(_Section):
+    """The desk's hospital information system drives checks over a local HTTP API (edge/kiosk/his.py)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # or the desk's LAN address, where the HIS runs on the clerk's PC
+    port: int = Field(default=8471, ge=0, le=65535)
+    token: Secret = Field(default_factory=lambda: Secret(credential="fpverify-his-token"))
+    max_wait_s: float = Field(default=60.0, gt=0, le=600)  # longest long poll the API grants
+
+    @model_validator(mode="after")
+    def _token(self) -> HisSection:
+        if self.enabled and not self.token.configured():
+            raise ValueError("his.enabled needs his.token (a credential or a file)")
+        return self
+
+
 class EdgeConfig(_Section):
     station: StationSection
     sensor: SensorSection = Field(default_factory=SensorSection)
     cache: CacheSection = Field(default_factory=CacheSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
+    kiosk: KioskSection = Field(default_factory=KioskSection)
+    his: HisSection = Field(default_factory=HisSection)
 
 
 def load_config(path: str | os.PathLike) -> EdgeConfig:
@@ -147,7 +185,7 @@ def load_config(path: str | os.PathLike) -> EdgeConfig:
     # Relative paths are relative to the config file, so a test or a bench can ship a folder.
     base = path.parent
     cfg.cache.path = _rel(base, cfg.cache.path)
-    for secret in (cfg.cache.key, cfg.registry.device_token, cfg.mqtt.password):
+    for secret in (cfg.cache.key, cfg.registry.device_token, cfg.mqtt.password, cfg.his.token):
         if secret.file is not None:
             secret.file = _rel(base, secret.file)
     for sec, names in ((cfg.registry, ("ca_file",)), (cfg.mqtt, ("ca_file", "cert_file", "key_file")),
@@ -157,6 +195,24 @@ def load_config(path: str | os.PathLike) -> EdgeConfig:
             if value is not None:
                 setattr(sec, name, _rel(base, value))
     return cfg
+
+
+# Files the config names that the station reads when it connects: (section, field, what it is).
+CERT_FILES = (("registry", "ca_file", "the registry's CA certificate"), ("mqtt", "ca_file", "the broker's CA certificate"),
+         ("mqtt", "cert_file", "the station's client certificate"), ("mqtt", "key_file", "the station's private key"))
+
+
+def check_files(cfg: EdgeConfig) -> None:
+    """Every certificate and key file the config names exists: a ConfigError naming the setting and
+    the file otherwise (rather than an SSL error when the station first connects)."""
+    problems = []
+    for section, name, what in CERT_FILES:
+        path = getattr(getattr(cfg, section), name)
+        if path is not None and not path.is_file():
+            why = "is a folder" if path.is_dir() else "does not exist"
+            problems.append(f"{section}.{name}: {path} {why} ({what})")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _rel(base: Path, p: Path) -> Path:

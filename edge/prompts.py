@@ -15,11 +15,18 @@ from fpverify.edge.wire import VerificationResult
 
 
 class Step(StrEnum):
+    PRESENT_CARD = "present_card"  # idle: the desk waits for a card (kiosk)
+    CARD_READ = "card_read"  # a card was read; `fingers` are the enrolled ones to ask for
     PLACE_FINGER = "place_finger"  # a press is awaited (first try, or again after a poor one)
     LIFT_FINGER = "lift_finger"  # between two presses (enrollment)
+    READING = "reading"  # a finger is on the sensor and its image is coming over the serial line
     POOR_PRESS = "poor_press"  # the last press was not usable; `reasons` say why; a new press follows
     CARD_NOT_READ = "card_not_read"  # the card text did not validate; scan again
     STATION_PROBLEM = "station_problem"  # the station cannot verify now (sensor, matcher, storage)
+    CANCELLED = "cancelled"  # the check was cancelled (by the HIS) before a press was decided
+    CONSENT = "consent"  # enrollment: the holder's separate consent to fingerprint processing is asked
+    ENROLLED = "enrolled"  # enrollment saved; `fingers` enrolled; detail "pending_review" if held for review
+    ENROLL_FAILED = "enroll_failed"  # enrollment not completed (declined, refused, sensor); nothing saved
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Prompt:
     attempt: int = 1
     reasons: tuple[str, ...] = ()  # quality reasons of the last press (matcher.quality codes)
     detail: str | None = None  # for staff and logs, never biometric data
+    fingers: tuple[int, ...] = ()  # CARD_READ: ISO positions enrolled for the card, the holder's first
 
     def text(self) -> str:
         """Plain English, for the console and logs."""
@@ -50,6 +58,20 @@ class Prompt:
             return where + f"press not usable ({', '.join(self.reasons) or 'unclear'}); again"
         if self.step is Step.CARD_NOT_READ:
             return f"Card not read ({self.detail}); scan again"
+        if self.step is Step.PRESENT_CARD:
+            return "Present the card"
+        if self.step is Step.CARD_READ:
+            return "Card read" + (f"; finger {', '.join(map(str, self.fingers))}" if self.fingers else "")
+        if self.step is Step.READING:
+            return "Reading the finger; keep still"
+        if self.step is Step.CANCELLED:
+            return "Check cancelled"
+        if self.step is Step.CONSENT:
+            return "Consent to fingerprint processing asked on the screen"
+        if self.step is Step.ENROLLED:
+            return f"Enrolled: finger {', '.join(map(str, self.fingers))}" + (f" ({self.detail})" if self.detail else "")
+        if self.step is Step.ENROLL_FAILED:
+            return f"Enrollment not completed: {self.detail or 'unknown reason'}"
         return f"{self.detail or 'station problem'}: check the ID document; call IT"
 
 
@@ -58,3 +80,18 @@ class Display(Protocol):
 
     def show(self, prompt: Prompt) -> None: ...
     def outcome(self, result: VerificationResult, message: str) -> None: ...
+
+
+class Displays:
+    """Several displays as one (the kiosk page and, in the demo, the simulated hand at the desk)."""
+
+    def __init__(self, *displays: Display) -> None:
+        self.displays = [d for d in displays if d is not None]
+
+    def show(self, prompt: Prompt) -> None:
+        for d in self.displays:
+            d.show(prompt)
+
+    def outcome(self, result: VerificationResult, message: str) -> None:
+        for d in self.displays:
+            d.outcome(result, message)

@@ -1,7 +1,9 @@
 """The running station: config -> key -> encrypted store -> sensor, matcher, MQTT link, template sync.
 
-Card numbers arrive from stdin (a USB card reader types the number and Enter) or from a local unix
-socket (one number per line; the station answers each with the result as one JSON line).
+Card numbers arrive from stdin (a USB card reader types the number and Enter), from a local unix
+socket (one number per line; the station answers each with the result as one JSON line), or, with
+`[kiosk]` enabled, from the kiosk page and the desk's HIS (edge/kiosk). Every path reads the card
+with `edge.kiosk.cards.parse_card` (the accepted formats are documented there).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import IO, Any
 
 from fpverify.edge.cache import Store, parse_key
 from fpverify.edge.config import ConfigError, EdgeConfig
+from fpverify.edge.kiosk.cards import BadRead, parse_card
+from fpverify.edge.kiosk.desk import Cancelled, GuardedSensor
 from fpverify.edge.outbox import Outbox
 from fpverify.edge.prompts import Prompt, Step
-from fpverify.edge.wire import VerificationResult
+from fpverify.edge.wire import HolderRole, Purpose, VerificationResult
 from fpverify.edge.workflow import Display, Engine, InvalidCard, RecordError, Verifier
 
 log = logging.getLogger("fpverify.edge.station")
@@ -45,22 +49,18 @@ class Station:
         self.store = Store.open(cfg.cache.path, key)  # CacheError: wrong key / damaged; nothing touched
         del key
         self.outbox = Outbox(self.store, signer=signer)
-        self.engine_error: str | None = None
-        if engine == "auto":
-            try:
-                engine = Engine(cfg.station.threshold)
-            except (ImportError, AttributeError, ValueError) as exc:
-                # The desk cannot verify, but queued results still drain and templates still sync.
-                self.engine_error = f"matcher unavailable: {exc}"
-                log.error(self.engine_error)
-                engine = None
-        self.engine = engine
+        # The matcher is a core dependency: a station that cannot load it does not start.
+        self.engine = Engine.for_station(cfg.station) if engine == "auto" else engine
         if sensor == "auto":
             from fpverify.edge.sensor.driver import SensorDriver
 
             s = cfg.sensor
             sensor = SensorDriver(s.port, baud=s.baud, address=s.address, password=s.password, timeout_s=s.timeout_s)
         self.sensor = sensor
+        # The workflow's view of the sensor: cancellable while waiting, tells the screen when the image comes.
+        self.guard = GuardedSensor(sensor, on_reading=lambda: self.show(Prompt(Step.READING))) \
+            if sensor is not None else None
+        self.last_problem: str | None = None
         self.link = None
         self.sync = None
         if sync and cfg.registry.url:
@@ -75,7 +75,7 @@ class Station:
             self.link = MqttLink(cfg.mqtt, cfg.station.device_id, self.outbox, password=password,
                                  on_templates_changed=self.sync.notify if self.sync else None,
                                  cache_version=self.store.feed_version, software_version=SOFTWARE_VERSION)
-        self.verifier = Verifier(cfg.station, self.store, self.outbox, engine, sensor=sensor, display=display,
+        self.verifier = Verifier(cfg.station, self.store, self.outbox, engine, sensor=self.guard, display=display,
                                  on_recorded=self._recorded)
 
     def _recorded(self, result: VerificationResult) -> None:
@@ -113,23 +113,57 @@ class Station:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def handle_card(self, text: str, operator_id: str | None = None) -> VerificationResult | None:
-        """One card from the reader. Unreadable input is shown and ignored (nothing to record)."""
+    def handle_card(self, text: str, operator_id: str | None = None, purpose: str | None = None,
+                    cancellable: bool = False) -> VerificationResult | None:
+        """One card from the reader. Unreadable input is shown and ignored (nothing to record).
+        `purpose` overrides station.purpose for this check (the HIS names the desk's step).
+        With `cancellable`, a cancel (self.guard.cancel) raises desk.Cancelled; else it is shown."""
+        self.last_problem = None
         try:
-            return self.verifier.verify(text, operator_id=operator_id)
+            card = parse_card(text).card_number
+        except BadRead as exc:
+            self.show(Prompt(Step.CARD_NOT_READ, reasons=(exc.reason,), detail=str(exc)))
+            return None
+        self.show(Prompt(Step.CARD_READ, fingers=self._fingers(card)))
+        default = self.verifier.cfg
+        if purpose is not None and purpose != default.purpose:
+            self.verifier.cfg = default.model_copy(update={"purpose": Purpose(purpose)})
+        try:
+            return self.verifier.verify(card, operator_id=operator_id)
         except InvalidCard as exc:
-            self._show(Prompt(Step.CARD_NOT_READ, detail=str(exc)))
+            self.show(Prompt(Step.CARD_NOT_READ, reasons=("unreadable",), detail=str(exc)))
         except RecordError as exc:
             log.error("%s", exc)
-            self._show(Prompt(Step.STATION_PROBLEM, detail=str(exc)))
-        except RuntimeError as exc:  # no matcher: nothing was decided, so nothing is recorded
-            log.error("%s (%s)", exc, self.engine_error or "")
-            self._show(Prompt(Step.STATION_PROBLEM, detail=str(exc)))
+            self._problem(str(exc))
+        except RuntimeError as exc:  # no sensor or matcher given: nothing was decided, nothing is recorded
+            log.error("%s", exc)
+            self._problem(str(exc))
+        except Cancelled:
+            if cancellable:
+                raise
+            self.show(Prompt(Step.CANCELLED))
+        finally:
+            self.verifier.cfg = default
         return None
 
-    def _show(self, prompt: Prompt) -> None:
+    def _fingers(self, card: str) -> tuple[int, ...]:
+        """The enrolled fingers to ask for: the holder's first, then the delegates'."""
+        templates = self.store.templates_for(card)
+        ranked = sorted(templates, key=lambda t: (t.role != HolderRole.HOLDER, t.finger))
+        return tuple(dict.fromkeys(t.finger for t in ranked if t.finger))
+
+    def _problem(self, detail: str) -> None:
+        self.last_problem = detail
+        self.show(Prompt(Step.STATION_PROBLEM, detail=detail))
+
+    def show(self, prompt: Prompt) -> None:
         if self.verifier.display:
             self.verifier.display.show(prompt)
+
+    def status(self) -> tuple[bool | None, int]:
+        """(connected to the broker, or None without MQTT; results waiting in the outbox)."""
+        online = self.link.connected.is_set() if self.link else None
+        return online, self.outbox.count()
 
     def run(self, cards: Iterable[str]) -> None:
         for text in cards:

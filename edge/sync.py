@@ -118,6 +118,10 @@ class TemplateSync:
         if note.version != self.store.feed_version():
             self._trigger.set()
 
+    def sync_soon(self) -> None:
+        """Pull now rather than at the next interval (e.g. a change is known to be on its way)."""
+        self._trigger.set()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="template-sync", daemon=True)
         self._thread.start()

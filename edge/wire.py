@@ -27,8 +27,11 @@ WIRE_VERSION = 1
 TOPIC_ROOT = "fpverify/v1/devices"
 
 # Identifiers travel in topics: keep them to a safe alphabet (no '/', '+', '#').
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-CardNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{4,32}$")]
+DeviceId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+CardNumber = Annotated[str, Field(min_length=4, max_length=32, pattern=r"^[A-Za-z0-9-]{4,32}$")]
+# The matcher's scale (docs/matcher.md "Score scale"): 0 = nothing alike, 1 = identical; its
+# thresholds (matcher.THRESHOLDS) are on the same scale.
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 def _b64decode(value: str | bytes) -> bytes:
@@ -118,7 +121,12 @@ def _check_delegate(role: HolderRole, delegate_id: str | None) -> None:
 
 
 class VerificationResult(_Msg):
-    """One verification at a station, published to Topics.results with QoS 1."""
+    """One verification at a station, published to Topics.results with QoS 1.
+
+    The one definition of a verification record: the registry derives its table, ingest rows, API
+    schema and dashboard columns from these fields (server/models/results.py), so a field added
+    here is added everywhere (and needs a migration there).
+    """
 
     kind: Literal["verification_result"] = "verification_result"
     v: Literal[1] = 1
@@ -129,8 +137,8 @@ class VerificationResult(_Msg):
     outcome: Outcome
     purpose: Purpose
     captured_at: AwareDatetime
-    score: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    threshold: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    score: Score | None = None  # the best comparison score (None when nothing was compared)
+    threshold: Score | None = None  # the decision threshold the station applied
     finger: int | None = Field(default=None, ge=0, le=10)  # ISO finger position of the matched template
     delegate_id: str | None = Field(default=None, max_length=64)  # set for delegate_match
     attempts: int = Field(default=1, ge=0, le=20)
@@ -254,6 +262,8 @@ class EnrollmentUpload(_Msg):
             raise ValueError("each finger position appears once")
         return self
 
+
+ENVELOPE_FIELDS = frozenset({"kind", "v"})  # message framing, not part of the stored record
 
 SCHEMA_MODELS = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload)
 

@@ -2,11 +2,12 @@
 
 card -> card status (blocked?) -> the holder's and valid delegates' templates (none: not enrolled)
 -> capture -> quality gate (up to max_attempts) -> extract -> compare with every template -> decide
-at the configured operating point -> commit to the outbox -> only then show the outcome.
+on the best score at the configured operating point, its threshold raised for the number of
+templates compared (matcher.best_of_n) -> commit to the outbox -> only then show the outcome.
 
 The sensor is anything with capture(wait_s) -> uint8 array raising SensorError (edge.sensor.driver
 .SensorDriver on a station); the matcher is used through its public API only (matcher.extract,
-compare, quality, Template.from_bytes, THRESHOLDS).
+compare, quality, Template.from_bytes, THRESHOLDS, best_of_n, warm_up).
 """
 
 from __future__ import annotations
@@ -83,21 +84,25 @@ def normalise_card(text: str) -> str:
 class Engine:
     """The matcher's public API plus a parsed-template cache (parsing is per template, not per check)."""
 
-    def __init__(self, threshold_name: str, matcher_module: Any = None, parsed_cache: int = 20000) -> None:
+    def __init__(self, threshold_name: str, matcher_module: Any = None, parsed_cache: int = 20000,
+                 threshold_score: float | None = None) -> None:
         if matcher_module is None:
             import fpverify.matcher as matcher_module
         self.m = matcher_module
-        thresholds = getattr(self.m, "THRESHOLDS", {})
-        if threshold_name not in thresholds:
+        if threshold_name not in self.m.THRESHOLDS:
             raise ValueError(f"unknown operating point {threshold_name!r}; matcher.THRESHOLDS has "
-                             f"{sorted(thresholds)}")
+                             f"{sorted(self.m.THRESHOLDS)}")
         self.threshold_name = threshold_name
-        self.threshold = float(thresholds[threshold_name])
+        # An explicit score (station.threshold_score) replaces the operating point's.
+        self.threshold = float(self.m.THRESHOLDS[threshold_name] if threshold_score is None else threshold_score)
         self._parsed: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
         self._parsed_max = parsed_cache
-        warm_up = getattr(self.m, "warm_up", None)
-        if warm_up is not None:  # compile the matcher's kernels now, not during the first patient's check
-            warm_up()
+        self.m.warm_up()  # compile the matcher's kernels now, not during the first patient's check
+
+    @classmethod
+    def for_station(cls, cfg: StationSection) -> Engine:
+        """The engine at the station's configured decision threshold."""
+        return cls(cfg.threshold, threshold_score=cfg.threshold_score)
 
     def quality(self, image: np.ndarray):
         return self.m.quality(image)
@@ -119,6 +124,14 @@ class Engine:
     def compare(self, a, b) -> float:
         return float(self.m.compare(a, b))
 
+    def threshold_for(self, n: int) -> float:
+        """The decision threshold when the best of n template scores is taken (matcher.best_of_n).
+
+        An impostor gets n chances to score high, so the threshold rises with n (by the impostor
+        tail's scale times ln n) and the operating point's false-match rate holds per decision.
+        """
+        return float(self.m.best_of_n(self.threshold, n))
+
 
 @dataclass
 class Decision:
@@ -127,6 +140,7 @@ class Decision:
     finger: int | None = None
     delegate_id: str | None = None
     detail: str | None = None
+    threshold: float | None = None  # the threshold this decision was made at (it depends on n)
 
 
 class Verifier:
@@ -209,24 +223,31 @@ class Verifier:
             return Decision(Outcome.POOR_QUALITY, detail=str(exc)[:500])
         best: dict[HolderRole, tuple[float, CachedTemplate | None]] = {
             HolderRole.HOLDER: (-1.0, None), HolderRole.DELEGATE: (-1.0, None)}
+        compared = 0
         for t in templates:
             try:
                 score = self.engine.compare(probe, self.engine.parse(t))
             except ValueError as exc:  # one bad cached template must not hide the others
                 log.warning("skipped unreadable cached template %s: %s", t.template_id, exc)
                 continue
+            compared += 1
             if score > best[t.role][0]:
                 best[t.role] = (score, t)
-        threshold = self.engine.threshold
+        if not compared:
+            return Decision(Outcome.NO_MATCH, score=0.0, threshold=self.engine.threshold)
+        # One decision over every template compared (holder's and delegates'): its threshold is set
+        # for that count, so a card with more templates gives an impostor no better odds.
+        threshold = self.engine.threshold_for(compared)
         h_score, h_t = best[HolderRole.HOLDER]
         d_score, d_t = best[HolderRole.DELEGATE]
         # Both above the threshold: the better-scoring role wins (a delegate is not "the holder" because
         # the holder's templates happen to clear the threshold too); ties go to the holder.
         if h_t is not None and h_score >= threshold and h_score >= d_score:
-            return Decision(Outcome.MATCH, score=h_score, finger=h_t.finger)
+            return Decision(Outcome.MATCH, score=h_score, finger=h_t.finger, threshold=threshold)
         if d_t is not None and d_score >= threshold:
-            return Decision(Outcome.DELEGATE_MATCH, score=d_score, finger=d_t.finger, delegate_id=d_t.delegate_id)
-        return Decision(Outcome.NO_MATCH, score=max(h_score, d_score, 0.0))
+            return Decision(Outcome.DELEGATE_MATCH, score=d_score, finger=d_t.finger, delegate_id=d_t.delegate_id,
+                            threshold=threshold)
+        return Decision(Outcome.NO_MATCH, score=max(h_score, d_score, 0.0), threshold=threshold)
 
     def _record(self, card: str, d: Decision, attempts: int, quality: int | None = None,
                 operator_id: str | None = None) -> VerificationResult:
@@ -234,7 +255,7 @@ class Verifier:
             result_id=new_result_id(), device_id=self._device_id, site_id=self._site_id, card_number=card,
             outcome=d.outcome, purpose=self.cfg.purpose, captured_at=datetime.now(UTC),
             score=None if d.score is None else round(max(d.score, 0.0), 4),
-            threshold=self.engine.threshold if (self.engine and d.score is not None) else None,
+            threshold=d.threshold if d.score is not None else None,
             finger=d.finger, delegate_id=d.delegate_id, attempts=attempts, quality=quality,
             operator_id=operator_id, detail=d.detail)
         try:

@@ -20,7 +20,7 @@ PARTS = (
     "fpverify.synth_cli",
     "fpverify.edge.cli",
     "fpverify.server.cli",
-    "fpverify.demo",
+    "fpverify.demo.cli",
 )
 
 

@@ -19,18 +19,61 @@ def _set_names(datasets: Path, sets: str) -> list[str]:
 
     names = [s.strip() for s in sets.split(",") if s.strip()] or ds.available_sets(datasets)
     if not names:
-        typer.echo(f"error: no FVC sets under {datasets}", err=True)
+        typer.echo(f"error: {ds.missing(datasets)}", err=True)
         raise typer.Exit(2)
     return names
+
+
+def _detector(name: str, model: Path | None):
+    """The --detector name as a matcher.detectors object (names exist only on the command line)."""
+    from fpverify.matcher.detectors import FusedDetector, LearnedDetector, SkeletonDetector
+
+    kinds = {"fused": FusedDetector, "learned": LearnedDetector, "skeleton": SkeletonDetector}
+    if name not in kinds:
+        typer.echo(f"error: --detector must be one of {', '.join(kinds)}", err=True)
+        raise typer.Exit(2)
+    if kinds[name] is SkeletonDetector:
+        if model is not None:
+            typer.echo("error: --model needs a learned or fused detector", err=True)
+            raise typer.Exit(2)
+        return SkeletonDetector()
+    return kinds[name](model=str(model) if model else "")
+
+
+def _read_image(path: Path):
+    """The file as a greyscale array; a clear error (exit 2) for a missing, unreadable or non-image file."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"))
+    except FileNotFoundError:
+        reason = "no such file"
+    except IsADirectoryError:
+        reason = "a folder, not an image file"
+    except PermissionError:
+        reason = "permission denied"
+    except Image.UnidentifiedImageError:
+        reason = "not an image (PNG, TIFF, BMP, JPEG, ...) or an empty file"
+    except Image.DecompressionBombError:
+        reason = "too many pixels for a fingerprint image"
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a truncated or damaged file
+        reason = f"damaged or truncated image ({e})"
+    typer.echo(f"error: cannot read {path}: {reason}", err=True)
+    raise typer.Exit(2)
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     m = typer.Typer(no_args_is_help=True, help="Matcher tools: stage images, 1:1 compare.")
     app.add_typer(m, name="matcher")
+    from fpverify.bench import search as search_bench  # `bench search` (issue 18)
+
+    search_bench.register(bench)
 
     @m.command("debug")
     def debug(
-        image: Path = typer.Argument(..., exists=True, dir_okay=False, help="greyscale fingerprint image"),
+        image: Path = typer.Argument(..., help="greyscale fingerprint image"),
         out: Path = typer.Option(..., "--out", help="folder for one PNG per extraction stage"),
         dpi: int = typer.Option(500, help="image resolution"),
     ) -> None:
@@ -40,8 +83,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
         from fpverify.matcher.features import extract_features
 
+        img = _read_image(image)
         out.mkdir(parents=True, exist_ok=True)
-        img = np.asarray(Image.open(image).convert("L"))
         written: list[str] = []
 
         def hook(stage: str, picture: np.ndarray) -> None:
@@ -58,17 +101,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
 
     @m.command("compare")
     def compare_cmd(
-        a: Path = typer.Argument(..., exists=True, dir_okay=False),
-        b: Path = typer.Argument(..., exists=True, dir_okay=False),
+        a: Path = typer.Argument(..., help="greyscale fingerprint image"),
+        b: Path = typer.Argument(..., help="greyscale fingerprint image"),
         dpi: int = typer.Option(500),
     ) -> None:
         """Similarity of two images (see docs/matcher.md for the scale and thresholds)."""
-        import numpy as np
-        from PIL import Image
-
         from fpverify import matcher
+
+        images = [_read_image(p) for p in (a, b)]
         try:
-            ta, tb = (matcher.extract(np.asarray(Image.open(p).convert("L")), dpi=dpi) for p in (a, b))
+            ta, tb = (matcher.extract(img, dpi=dpi) for img in images)
         except ValueError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
@@ -94,10 +136,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         if condition not in ("native", "sensor"):
             typer.echo("error: --condition must be native or sensor", err=True)
             raise typer.Exit(2)
-        if detector not in ("fused", "learned", "skeleton"):
-            typer.echo("error: --detector must be fused, learned or skeleton", err=True)
-            raise typer.Exit(2)
-        params = ExtractionParams(detector=detector, learned_model=str(model) if model else "")
+        params = ExtractionParams(detector=_detector(detector, model))
         try:
             res = acc.run(datasets, names, condition, out, cache=cache, extraction=params)
         except (FileNotFoundError, ValueError) as e:
@@ -108,6 +147,50 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             f"mean all-pairs EER {100 * m['allpairs_EER']:.2f} %, FMR1000 {100 * m['allpairs_FMR1000']:.2f} %, "
             f"FVC EER {100 * m['fvc_EER']:.2f} %  ->  {out / 'report.md'}"
         )
+
+    @bench.command("desk")
+    def desk(
+        datasets: Path = typer.Option(default_root(), help="folder holding the FVC sets"),
+        sets: str = typer.Option("", help="comma-separated set names (default: all 12 FVC sets present)"),
+        condition: str = typer.Option("native", help="native | sensor (256x288, 4 bits a pixel)"),
+        enroll: int = typer.Option(3, help="presses enrolled a finger (the card's templates)"),
+        out: Path = typer.Option(Path("bench-out/desk"), "--out"),
+        cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+    ) -> None:
+        """Decisions as the station makes them: FMR, FNMR, FNMR after one retry at each operating point."""
+        from fpverify.bench import desk as dk
+
+        names = _set_names(datasets, sets)
+        try:
+            res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache)
+        except (FileNotFoundError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        for point, r in res["pooled"].items():
+            typer.echo(f"{point}: FMR {r['FMR']:.2e} ({r['false_accepts']} / {r['impostor_decisions']}), "
+                       f"FNMR {100 * r['FNMR']:.2f} %, after one retry {100 * r['FNMR_after_retry']:.2f} %")
+        typer.echo(f"  ->  {out / 'report.md'}")
+
+    @bench.command("calibrate")
+    def calibrate(
+        datasets: Path = typer.Option(default_root(), help="folder holding the 12 FVC sets"),
+        condition: str = typer.Option("sensor", help="native | sensor (256x288, 4 bits a pixel)"),
+        enroll: int = typer.Option(3, help="presses enrolled a finger"),
+        out: Path = typer.Option(Path("bench-out/calibrate"), "--out"),
+        cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+    ) -> None:
+        """Fit THRESHOLDS and TAIL_SCALE; check them on each FVC year left out of the fit."""
+        from fpverify.bench import calibrate as cb
+
+        if condition not in ("native", "sensor"):
+            typer.echo("error: --condition must be native or sensor", err=True)
+            raise typer.Exit(2)
+        try:
+            res = cb.run(datasets, condition, out, enroll=enroll, cache=cache)
+        except (FileNotFoundError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(json.dumps(res["fit"]) + f"  ->  {out / 'report.md'}")
 
     @bench.command("teacher")
     def teacher(
@@ -168,6 +251,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         images_per_set: int = typer.Option(16, help="images extracted per FVC set"),
     ) -> None:
         """Extraction ms, 1:1 µs, 1:N comparisons/s (numpy and onnxruntime) on one core."""
+        _set_names(datasets, "")  # a clear error here rather than a traceback from the child process
         # One core: BLAS/OpenMP pools are sized when numpy loads, so run in a fresh process.
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",

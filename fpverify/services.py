@@ -1,15 +1,25 @@
-"""Private PostgreSQL and Mosquitto for `fpverify bench ingest`, and the process helpers that
-tests/services.py builds on (the package must not import tests). Runs PostgreSQL as `postgres` when we are root."""
+"""Private services for tests, benchmarks and the demo: the one place that starts them.
+
+PrivateMosquitto and PrivatePostgres run the installed binaries on a free port in a folder of their
+own (never a system service); EmbeddedBroker is amqtt in a thread (MQTT 3.1.1 only) for machines
+without Mosquitto; ServedApp runs an ASGI app under uvicorn in a thread. PostgreSQL runs as
+`postgres` when we are root. The package must not import tests, so tests import from here.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 # The broker must not drop QoS 1 messages for a slow or restarting registry: no queue limit.
 BROKER_CONF = "max_queued_messages 0\nmax_inflight_messages 0\n"
@@ -19,6 +29,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    """Whether `port` on 127.0.0.1 can be listened on now."""
+    try:
+        with socket.create_server(("127.0.0.1", port)):
+            return True
+    except OSError:
+        return False
 
 
 def wait_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
@@ -54,77 +73,228 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
 
 
 class PrivateMosquitto:
-    def __init__(self, workdir: Path, conf: str = BROKER_CONF):
+    """A private broker. `conf` is appended to a default listener block, or replaces it with
+    replace_conf (then `{port}` in it is the broker's port)."""
+
+    version = "5"
+    name = "Mosquitto (private, MQTT 5)"
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path, conf: str = BROKER_CONF, port: int | None = None, replace_conf: bool = False):
         self.binary = find_binary("mosquitto", ("/usr/sbin",))
         if not self.binary:
-            raise RuntimeError("mosquitto is not installed")
+            raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        (self.workdir / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{conf}"
-            f"log_dest file {self.workdir / 'mosquitto.log'}\n")
+        self.port = port or free_port()
+        base = f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        text = conf if replace_conf else base + conf
+        self.conf_path = self.workdir / "mosquitto.conf"
+        self.conf_path.write_text(text.replace("{port}", str(self.port))
+                                  + f"\npersistence false\nlog_dest file {self.workdir / 'mosquitto.log'}\n")
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> PrivateMosquitto:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.workdir / "mosquitto.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self, timeout: float = 20.0) -> PrivateMosquitto:
+        stderr = self.workdir / "mosquitto.stderr"
+        with stderr.open("wb") as err:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
+                                         stderr=err)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                wait_port(self.port, timeout=0.2)
+                return self
+            except TimeoutError:
+                continue
+        self.stop()
+        said = (stderr.read_text(errors="replace") + self.log())[-2000:]
+        raise RuntimeError(f"mosquitto did not start on port {self.port}: {said.strip() or 'no output'}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        p = self.workdir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+
+class EmbeddedBroker:
+    """amqtt in a thread of its own (MQTT 3.1.1 only), for machines without Mosquitto."""
+
+    version = "3.1.1"
+    name = "embedded amqtt broker (MQTT 3.1.1)"
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.loop: Any = None
+        self.broker: Any = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> EmbeddedBroker:
+        import asyncio
+
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.loop = loop
+
+            async def boot() -> None:
+                from amqtt.broker import Broker
+
+                self.broker = Broker({
+                    "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                    "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+                })
+                await self.broker.start()
+
+            try:
+                loop.run_until_complete(boot())
+            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
+        self.thread.start()
+        ready.wait(30)
+        if errors:
+            raise RuntimeError(f"embedded broker failed to start: {errors[0]}")
         wait_port(self.port)
         return self
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        import asyncio
+
+        if self.loop is None or self.broker is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.broker.shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.thread:
+            self.thread.join(10)
+
+
+def start_broker(kind: str, workdir: Path) -> PrivateMosquitto | EmbeddedBroker:
+    """A started broker: "mosquitto", "amqtt", or "auto" (Mosquitto where installed, else amqtt)."""
+    if kind not in ("auto", "mosquitto", "amqtt"):
+        raise ValueError(f"unknown broker {kind!r}: auto, mosquitto or amqtt")
+    if kind in ("auto", "mosquitto"):
+        try:
+            return PrivateMosquitto(workdir / "mosquitto").start()
+        except RuntimeError:
+            if kind == "mosquitto":
+                raise
+    return EmbeddedBroker().start()
+
+
+class ServedApp:
+    """An ASGI app under uvicorn in a thread on 127.0.0.1; `uvicorn_options` go to uvicorn.Config
+    (ssl_certfile, lifespan, ...)."""
+
+    def __init__(self, app: Any, port: int | None = None, **uvicorn_options: Any) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        options = {"log_level": "warning", "access_log": False, **uvicorn_options}
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **options))
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the app did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
 
 class PrivatePostgres:
-    def __init__(self, workdir: Path):
+    """A private PostgreSQL cluster (trust auth on 127.0.0.1). Durable commits by default (a
+    benchmark measures the real cost); durable=False trades them for speed (tests)."""
+
+    user = "postgres"
+
+    def __init__(self, workdir: Path, port: int | None = None, durable: bool = True):
         dirs = tuple(sorted((str(p) for p in Path("/usr/lib/postgresql").glob("*/bin")), reverse=True))
         pg_ctl = find_binary("pg_ctl", dirs)
         if not pg_ctl:
-            raise RuntimeError("PostgreSQL server binaries are not installed")
+            raise RuntimeError("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+        # pg_ctl and initdb on PATH may be Debian wrappers: use the real binaries side by side.
         self.pg_ctl = os.path.realpath(pg_ctl)
         self.initdb = str(Path(self.pg_ctl).parent / "initdb")
         self.workdir = Path(workdir)
-        self.port = free_port()
+        self.datadir = self.workdir / "data"
+        self.sockdir = self.workdir / "sock"
+        self.port = port or free_port()
+        self.durable = durable
         self.run_as: list[str] = []
         if os.geteuid() == 0:
-            pwd.getpwnam("postgres")  # KeyError: no user to run as
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise RuntimeError("running as root and no 'postgres' user to run PostgreSQL as") from exc
             self.run_as = ["runuser", "-u", "postgres", "--"]
 
     def _cmd(self, *args: str) -> None:
         subprocess.run([*self.run_as, *args], check=True, capture_output=True, text=True)
 
     def start(self) -> PrivatePostgres:
-        data, sock = self.workdir / "data", self.workdir / "sock"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        sock.mkdir(exist_ok=True)
+        self.sockdir.mkdir(exist_ok=True)
         if self.run_as:
             shutil.chown(self.workdir, "postgres")
-            shutil.chown(sock, "postgres")
-            for parent in self.workdir.parents:
+            shutil.chown(self.sockdir, "postgres")
+            for parent in self.workdir.parents:  # the folder's parents must be traversable by postgres
                 if str(parent) in ("/", "/tmp"):
                     break
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
-        self._cmd(self.initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        # Durable commits (the default) unlike the test cluster: the bench measures the real cost.
-        opts = f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1"
-        self._cmd(self.pg_ctl, "-D", str(data), "-o", opts, "-l", str(self.workdir / "pg.log"), "-w", "-t", "60",
-                  "start")
+        opts = f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        try:
+            if not self.datadir.exists():
+                self._cmd(self.initdb, "-D", str(self.datadir), "-U", self.user, "-A", "trust", "-E", "UTF8",
+                          "--no-sync")
+            self._cmd(self.pg_ctl, "-D", str(self.datadir), "-o", opts, "-l", str(self.workdir / "pg.log"),
+                      "-w", "-t", "60", "start")
+        except subprocess.CalledProcessError as exc:
+            log = (self.workdir / "pg.log").read_text(errors="replace") if (self.workdir / "pg.log").exists() else ""
+            raise RuntimeError(f"postgres did not start: {exc.stderr}\n{log[-2000:]}") from exc
         return self
 
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+    def stop(self, mode: str = "fast") -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._cmd(self.pg_ctl, "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
-
-    def stop(self) -> None:
-        if (self.workdir / "data" / "postmaster.pid").exists():
-            try:
-                self._cmd(self.pg_ctl, "-D", str(self.workdir / "data"), "-m", "fast", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass

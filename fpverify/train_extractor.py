@@ -230,6 +230,8 @@ def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, ch
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
     sets = training_sets(root, hold_out)
     if not sets:
+        if not datasets.available_sets(root):
+            raise ValueError(datasets.missing(root))
         raise ValueError(f"no training sets under {root} once {hold_out!r} is held out")
     t0 = time.time()
     samples: list[Sample] = []

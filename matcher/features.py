@@ -2,10 +2,8 @@
 """Minutiae extraction pipeline: image -> Features.
 
 Stages (one module each): validate -> resize to 500 dpi -> normalisation -> segmentation ->
-orientation -> frequency -> enhancement (`prepare`) -> minutia detection, by one of
-  skeleton  binarise, thin, clean, detect, filter (minutiae.py);
-  learned   the network distilled from LEADER (learned.py, onnxruntime);
-  fused     (default) the network's minutiae plus the skeleton's that the network confirms.
+orientation -> frequency -> enhancement (`prepare`) -> minutia detection by the detector object
+`ExtractionParams.detector` holds (matcher/detectors.py: skeleton, learned, fused).
 
 Angle convention of the output (ISO 19794-2): counter-clockwise from the x axis with image y
 pointing down, i.e. angle = atan2(-dy, dx). A ridge ending points into its ridge (away from
@@ -21,10 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fpverify.matcher import learned
+from fpverify.matcher.detectors import SHARED_STAGES, Debug, Detector
 from fpverify.matcher.enhancement import enhance
 from fpverify.matcher.frequency import estimate_period, pixel_period
-from fpverify.matcher.minutiae import binarise, clean_skeleton, extract_minutiae, thin
 from fpverify.matcher.normalisation import normalise_contrast, to_uint8
 from fpverify.matcher.orientation import (
     estimate_orientation,
@@ -37,13 +34,10 @@ from fpverify.matcher.params import ExtractionParams
 from fpverify.matcher.segmentation import border_distance, refine, ridge_clarity, segment
 from fpverify.matcher.validate import to_target_dpi, validate_image
 
-Debug = Callable[[str, np.ndarray], None]
-_SHARED = ("normalised", "orientation", "frequency", "mask", "enhanced")
-STAGES = {  # debug images each detector writes, in order
-    "fused": (*_SHARED, "binary", "skeleton", "detection", "minutiae"),
-    "learned": (*_SHARED, "detection", "minutiae"),
-    "skeleton": (*_SHARED, "binary", "skeleton", "minutiae"),
-}
+
+def stages(detector: Detector) -> tuple[str, ...]:
+    """Debug images an extraction with this detector writes, in order."""
+    return (*SHARED_STAGES, *detector.stages)
 
 
 @dataclass(frozen=True)
@@ -126,6 +120,12 @@ class Prepared:
     period: float
     angle_at: Callable[[np.ndarray, np.ndarray], np.ndarray]
     reliability_at: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    def full(self, crop: np.ndarray, fill: float) -> np.ndarray:
+        """A crop-sized array placed in a full-image one (debug views)."""
+        full = np.full(self.shape, fill, np.float32)
+        full[self.y0 : self.y0 + crop.shape[0], self.x0 : self.x0 + crop.shape[1]] = crop
+        return full
 
 
 def prepare(
@@ -226,41 +226,16 @@ def extract_features(
     recognisable finger area yields Features with no minutiae and an empty mask.
     """
     params = params or ExtractionParams()
-    if params.detector not in STAGES:
-        raise ValueError(f"unknown minutia detector {params.detector!r} ({', '.join(STAGES)})")
+    detector = params.detector
+    if not isinstance(detector, Detector):
+        raise ValueError(f"unknown minutia detector {detector!r} (a matcher.detectors object expected)")
     p = prepare(image, dpi, params, debug)
     if isinstance(p, Features):
         return p
-    if params.detector == "skeleton":
-        m = _skeleton_minutiae(p, params, debug)
-    else:
-        out = learned.run(p.norm, p.enhanced, p.mask, params)
-        m = learned.decode(out, p.border, params)
-        if params.detector == "fused":
-            m = learned.confirm(m, _skeleton_minutiae(p, params, debug), out, p.border, params)
-        if debug:
-            debug("detection", to_uint8(_full(p, learned.probability_image(out, p.mask.shape), 0.0), 0, 1))
+    m = detector.detect(p, params, debug)
     if debug:
-        debug("minutiae", _minutiae_image(to_uint8(_full(p, p.norm, -3.0), -3, 3), m.x + p.x0, m.y + p.y0, m.angle, m.kind))
+        debug("minutiae", _minutiae_image(to_uint8(p.full(p.norm, -3.0), -3, 3), m.x + p.x0, m.y + p.y0, m.angle, m.kind))
     return _features(p, m, params)
-
-
-def _full(p: Prepared, crop: np.ndarray, fill: float) -> np.ndarray:
-    full = np.full(p.shape, fill, np.float32)
-    full[p.y0 : p.y0 + crop.shape[0], p.x0 : p.x0 + crop.shape[1]] = crop
-    return full
-
-
-def _skeleton_minutiae(p: Prepared, params: ExtractionParams, debug: Debug | None):
-    """Classical detector: binarise the enhanced ridges, thin them, read minutiae off the skeleton."""
-    mask, enhanced, angle_at, reliability_at = p.mask, p.enhanced, p.angle_at, p.reliability_at
-    binary = binarise(enhanced, mask)
-    skeleton = clean_skeleton(thin(binary), angle_at, params)
-    m = extract_minutiae(skeleton, p.border, angle_at, reliability_at, p.period, params)
-    if debug:
-        debug("binary", to_uint8(_full(p, binary.astype(np.float32), 0.0), 0, 1))
-        debug("skeleton", to_uint8(_full(p, skeleton.astype(np.float32), 0.0), 0, 1))
-    return m
 
 
 def _features(p: Prepared, m, params: ExtractionParams) -> Features:

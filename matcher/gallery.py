@@ -7,6 +7,10 @@ those. That is one matrix product plus two reductions, run either in numpy or in
 
 Second stage (optional, default on): the best candidates are re-scored with the full 1:1
 `compare`, so the returned scores are on the `compare` scale and `matcher.THRESHOLDS` apply.
+
+This float gallery keeps 40 KB a template; past a few tens of thousands, `matcher.index` (128-bit
+codes a cylinder, 0.5 KB a template, about 30x faster; docs/scale.md) is the first stage, and this
+one its baseline in `fpverify bench search`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ bifurcation logit. Decoding keeps local maxima above a threshold, inside the mas
 `learned_nms_px` apart. How it was trained, on what and with which figures: matcher/models/README.md;
 the training code is `fpverify train extractor`.
 
-The model is read once per path from the package (or the path given in ExtractionParams) and kept
+The model is read once per path from the package (or the path given in the detector object, matcher.detectors) and kept
 in a small cache: a read-only resource of the package, like the compiled kernels numba caches.
 """
 
@@ -149,9 +149,9 @@ def model_metadata(path: str = "") -> dict[str, str]:
     return dict(_session(path).get_modelmeta().custom_metadata_map)
 
 
-def run(norm: np.ndarray, enhanced: np.ndarray, mask: np.ndarray, params: ExtractionParams) -> np.ndarray:
-    """The network's raw output (6, H'/STRIDE, W'/STRIDE) for a prepared crop."""
-    s = _session(params.learned_model)
+def run(norm: np.ndarray, enhanced: np.ndarray, mask: np.ndarray, model: str = "") -> np.ndarray:
+    """The network's raw output (6, H'/STRIDE, W'/STRIDE) for a prepared crop; model "" = shipped."""
+    s = _session(model)
     x = net_input(norm, enhanced, mask)[None]
     return s.run(None, {s.get_inputs()[0].name: x})[0][0]
 

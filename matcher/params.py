@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fpverify.matcher.detectors import Detector, FusedDetector
+
 # ---------------------------------------------------------------------------------------------
 # Extraction (owner: extraction engineer). Lengths are pixels of the 500-dpi normalised image.
 # ---------------------------------------------------------------------------------------------
@@ -65,10 +67,10 @@ class ExtractionParams:
     # filter bank periods (a fixed grid, so cached filters are reused); each pixel takes the nearest
     gabor_period_bins: tuple[float, ...] = (6.0, 7.0, 8.0, 9.5, 11.0, 13.0)
 
-    # minutia detector: "learned" (matcher/learned.py, the distilled network), "skeleton" (minutiae.py),
-    # or "fused": the network's minutiae plus the skeleton's that the network confirms (learned.confirm)
-    detector: str = "fused"
-    learned_model: str = ""  # path of an ONNX model; empty = the one shipped in matcher/models
+    # minutia detector (matcher/detectors.py): FusedDetector (the network's minutiae plus the skeleton's
+    # that the network confirms), LearnedDetector or SkeletonDetector; the network's model is the
+    # detector's `model` (empty: the one shipped in matcher/models)
+    detector: Detector = FusedDetector()
     learned_threshold: float = 0.3  # minimum detection probability
     learned_nms_px: float = 6.0  # detections closer than this keep only the strongest
     learned_margin: float = 4.0  # minimum distance to the mask border

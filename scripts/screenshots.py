@@ -3,8 +3,9 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--play 25]
 
 Plays the demo day (registry, broker, three simulated stations) for --play seconds, then drives
-Debian's Chromium (/usr/bin/chromium) with Playwright as the supervisor and as the sysadmin. The
-PNGs are reduced to a 64-colour palette to keep them small.
+Debian's Chromium (/usr/bin/chromium) with Playwright as the supervisor and as the sysadmin, in
+Chinese (`*-zh.png`, the default) and English (`*-en.png`). The PNGs are reduced to a 64-colour
+palette to keep them small.
 """
 
 from __future__ import annotations
@@ -44,6 +45,51 @@ def shoot(page, path: Path, full_page: bool = True) -> None:
     print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
+LANGUAGES = (("zh_CN", "zh"), ("en", "en"))  # the file suffix of each language
+
+
+def shoot_pages(page, base: str, out: Path, suffix: str, demo, passwords: dict) -> None:
+    """Every page in one language: as the supervisor (handling an alert and a suspicion point), the
+    report on screen and as printed (A4 landscape), and what the sysadmin sees."""
+    page.goto(f"{base}/dashboard/login")
+    shoot(page, out / f"login-{suffix}.png", full_page=False)
+    login(page, base, "supervisor", passwords["supervisor"])
+    page.wait_for_function("document.querySelector('#trend') && document.querySelector('#trend').width > 0")
+    shoot(page, out / f"overview-{suffix}.png")
+    page.goto(f"{base}/dashboard/failures")
+    shoot(page, out / f"failures-{suffix}.png")
+    page.goto(f"{base}/dashboard/failures?outcome=no_match&site=riverside-pharmacy")
+    shoot(page, out / f"failures-filtered-{suffix}.png")
+    page.goto(f"{base}/dashboard/cards/{demo.cast.holders[2].card}")
+    shoot(page, out / f"card-{suffix}.png")
+    page.goto(f"{base}/dashboard/alerts")
+    first = page.locator("form[action$='/acknowledge']").first
+    if first.count():
+        first.locator("input[name=comment]").fill("card retained at the counter; office called")
+        first.locator("button").click()
+        page.wait_for_selector(".notice")
+    shoot(page, out / f"alerts-{suffix}.png")
+    page.goto(f"{base}/dashboard/suspicion")
+    point = page.locator("form[action$='/suspicion/handle']").first
+    if point.count():
+        point.locator("input[name=note]").fill("ward visited: patient present")
+        point.locator("button").click()
+        page.wait_for_selector(".notice")
+    shoot(page, out / f"suspicion-{suffix}.png")
+    page.goto(f"{base}/dashboard/report")
+    shoot(page, out / f"report-{suffix}.png")
+    page.set_viewport_size({"width": 1032, "height": 900})  # A4 landscape less 12 mm margins, at 96 dpi
+    page.emulate_media(media="print")
+    shoot(page, out / f"report-print-{suffix}.png")
+    page.emulate_media(media="screen")
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.context.clear_cookies(name="fpv_session")
+    login(page, base, "admin", passwords["admin"])
+    shoot(page, out / f"sysadmin-overview-{suffix}.png")
+    page.goto(f"{base}/dashboard/failures")
+    shoot(page, out / f"sysadmin-failures-{suffix}.png")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
@@ -54,7 +100,8 @@ def main() -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    from fpverify.demo import PASSWORDS, Demo
+    from fpverify.demo.cast import PASSWORDS
+    from fpverify.demo.system import Demo
 
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="fpverify-shots-") as tmp:
@@ -67,38 +114,11 @@ def main() -> int:
             base = demo.registry.url
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                ctx = browser.new_context(viewport={"width": 1360, "height": 900}, device_scale_factor=1)
-                page = ctx.new_page()
-                page.goto(f"{base}/dashboard/login")
-                shoot(page, args.out / "login.png", full_page=False)
-                login(page, base, "supervisor", PASSWORDS["supervisor"])
-                page.wait_for_function("document.querySelector('#trend') && document.querySelector('#trend').width > 0")
-                shoot(page, args.out / "overview.png")
-                page.goto(f"{base}/dashboard/failures")
-                shoot(page, args.out / "failures.png")
-                page.goto(f"{base}/dashboard/failures?outcome=no_match&site=riverside-pharmacy")
-                shoot(page, args.out / "failures-filtered.png")
-                page.goto(f"{base}/dashboard/cards/{demo.cast['holders'][2].card}")
-                shoot(page, args.out / "card.png")
-                page.goto(f"{base}/dashboard/alerts")
-                first = page.locator("form[action$='/acknowledge']").first
-                if first.count():
-                    first.locator("input[name=comment]").fill("card retained at the counter; office called")
-                    first.locator("button").click()
-                    page.wait_for_selector(".notice")
-                shoot(page, args.out / "alerts.png")
-                page.goto(f"{base}/dashboard/suspicion")
-                shoot(page, args.out / "suspicion.png")
-                page.goto(f"{base}/dashboard/report")
-                shoot(page, args.out / "report.png")
-                page.emulate_media(media="print")
-                shoot(page, args.out / "report-print.png")
-                page.emulate_media(media="screen")
-                ctx.clear_cookies()
-                login(page, base, "admin", PASSWORDS["admin"])
-                shoot(page, args.out / "sysadmin-overview.png")
-                page.goto(f"{base}/dashboard/failures")
-                shoot(page, args.out / "sysadmin-failures.png")
+                for lang, suffix in LANGUAGES:
+                    ctx = browser.new_context(viewport={"width": 1366, "height": 900}, device_scale_factor=1)
+                    ctx.add_cookies([{"name": "fpv_lang", "value": lang, "url": f"{base}/dashboard/"}])
+                    shoot_pages(ctx.new_page(), base, args.out, suffix, demo, PASSWORDS)
+                    ctx.close()
                 browser.close()
         finally:
             demo.stop()

@@ -2,6 +2,9 @@
 entity's state before and after. Each row's hash covers the previous row's hash, so editing a row,
 deleting one, or cutting the newest rows breaks the chain; `verify()` names the first bad row.
 
+Some rows are kept whole by digest (`KEPT`: alert notes, suspicion marks): their audit row's after-digest is
+the row itself, and `verify()` re-checks every such row against it.
+
 Writers serialise on the single `audit_head` row (UPDATE .. RETURNING takes its lock), so the
 chain stays linear under concurrency on PostgreSQL and SQLite alike. Call `record()` inside the
 same transaction as the change it describes: both commit or neither does.
@@ -20,8 +23,14 @@ from typing import Any
 from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
-from fpverify.server.models import AuditEntry, AuditHead, utcnow
+from fpverify.server.models import AlertNote, AuditEntry, AuditHead, SuspicionMark, utcnow
 from fpverify.server.models.audit import GENESIS
+
+# entity name -> (model, the audit row's entity_id of a row) of rows the log keeps whole (each created
+# with one audit row whose `after` is the row): verify() finds such a row edited, deleted, or present
+# without its audit row.
+KEPT = {"alert_note": (AlertNote, lambda note: str(note.id)),
+        "suspicion": (SuspicionMark, SuspicionMark.audit_id)}
 
 
 def _jsonable(value: Any) -> Any:
@@ -87,6 +96,8 @@ class VerifyReport:
     def __str__(self) -> str:
         if self.ok:
             return f"audit chain intact: {self.checked} rows"
+        if self.bad_seq is None:
+            return f"audit chain intact ({self.checked} rows) but a kept record is BROKEN: {self.problem}"
         return f"audit chain BROKEN at row seq={self.bad_seq}: {self.problem} ({self.checked} rows checked)"
 
 
@@ -115,4 +126,26 @@ def verify(session: Session) -> VerifyReport:
     if head.seq != checked or head.hash != prev:
         return VerifyReport(False, checked, checked + 1,
                             f"chain head says {head.seq} rows but {checked} are present (newest rows deleted)")
+    for entity, (model, ident) in KEPT.items():
+        problem = check_kept(session, entity, model, ident)
+        if problem:
+            return VerifyReport(False, checked, None, problem)
     return VerifyReport(True, checked)
+
+
+def check_kept(session: Session, entity: str, model, ident) -> str | None:
+    """Each row of `model` matches the digest of its audit row (entity_id `ident(row)`), and each
+    audited row still exists."""
+    audited = dict(session.execute(select(AuditEntry.entity_id, AuditEntry.after_digest)
+                                   .where(AuditEntry.entity == entity, AuditEntry.before_digest.is_(None))).all())
+    key = inspect(model).primary_key[0]
+    for (row,) in session.execute(select(model).order_by(key).execution_options(yield_per=2000)):
+        name = ident(row)
+        want = audited.pop(name, None)
+        if want is None:
+            return f"{entity} {name} has no audit row (written outside the registry)"
+        if digest(snapshot(row)) != want:
+            return f"{entity} {name} does not match its audited digest (edited)"
+    if audited:
+        return f"{entity} {min(audited, key=lambda k: (len(k), k))} is audited but missing (deleted)"
+    return None

@@ -14,11 +14,28 @@ server_app.add_typer(audit_app, name="audit")
 DbOpt = typer.Option(None, "--database-url", help="overrides FPVERIFY_DATABASE_URL")
 
 
+def _settings(serve: bool = False):
+    """The settings, or a clear error (exit 2) naming each bad setting. `serve`: also what `run` needs
+    (no development secret in production, every TLS file and the CA folder present)."""
+    from fpverify.server.core.config import ConfigError, get_settings
+
+    try:
+        settings = get_settings()
+        if serve:
+            settings.check_for_production()
+            settings.check_files()
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
 def _db(url: str | None):
-    from fpverify.server.core.config import get_settings
+    from fpverify.server.core.security import set_password_cost
     from fpverify.server.db import Database
 
-    settings = get_settings()
+    settings = _settings()
+    set_password_cost(settings.password_time_cost, settings.password_memory_kib)
     return Database(url or settings.database_url, settings=settings)
 
 
@@ -36,6 +53,7 @@ def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
     from fpverify.server.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _settings(serve=True)
     db = _db(database_url)
     if migrate:
         db.migrate()
@@ -43,6 +61,16 @@ def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
     app = create_app(settings, db, start_ingest=ingest and settings.mqtt_enabled)
     uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port, log_level="info",
                 ssl_certfile=settings.api_tls_cert, ssl_keyfile=settings.api_tls_key)
+
+
+@server_app.command("check")
+def check_cmd() -> None:
+    """Check the settings (FPVERIFY_*) as `server run` does, starting nothing: exit 2 naming each problem."""
+    from sqlalchemy.engine import make_url
+
+    settings = _settings(serve=True)
+    typer.echo(f"settings OK: mode {settings.mode}, database {make_url(settings.database_url).drivername}, "
+               f"duplicate check at {settings.duplicate_threshold}, every file named is present")
 
 
 @server_app.command("migrate")
@@ -57,7 +85,11 @@ def migrate_cmd(revision: str = "head", database_url: str = DbOpt) -> None:
 def create_user(username: str = typer.Option(...), role: str = typer.Option(..., help="sysadmin|enroller|auditor|supervisor"),
                 password: str = typer.Option(None, help="default: FPVERIFY_NEW_PASSWORD or a prompt"),
                 database_url: str = DbOpt) -> None:
-    """Create a staff account."""
+    """Create a staff account of any role, without an approval: the bootstrap of a fresh registry.
+
+    The server's console is the root of trust: whoever runs this already holds the database's
+    credentials (and could write any row). Accounts made here are audited with the actor
+    "console"; every later account change goes through the API's approvals (docs/server.md)."""
     from fpverify.server.crud import users
     from fpverify.server.crud.errors import DomainError
 
@@ -66,7 +98,7 @@ def create_user(username: str = typer.Option(...), role: str = typer.Option(...,
     db = _db(database_url)
     with db.session() as s:
         try:
-            u = users.create_user(s, "cli", username, password, role)
+            u = users.create_user(s, users.CONSOLE, username, password, role)
         except DomainError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -77,14 +109,17 @@ def create_user(username: str = typer.Option(...), role: str = typer.Option(...,
 @server_app.command("add-device")
 def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...), name: str = typer.Option(None),
                database_url: str = DbOpt) -> None:
-    """Register a station (creating the site if needed) and print its token ONCE."""
-    from fpverify.server.crud import devices
+    """Register a station (creating the site if needed) and print its feed token ONCE.
+
+    Direct, like create-user: the console is the root of trust (audited as "console"). Through the
+    API a token needs a supervisor's approval (docs/server.md)."""
+    from fpverify.server.crud import devices, users
     from fpverify.server.crud.errors import DomainError
 
     db = _db(database_url)
     with db.session() as s:
         try:
-            dev, token = devices.create_device(s, "cli", site, device_id, name, create_site_if_missing=True)
+            dev, token = devices.create_device(s, users.CONSOLE, site, device_id, name, create_site_if_missing=True)
         except DomainError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -107,10 +142,9 @@ def audit_verify(database_url: str = DbOpt) -> None:
 
 
 def _key(key_file: Path | None) -> bytes:
-    from fpverify.server.core.config import get_settings
     from fpverify.server.ops.backup import BackupError, load_key
 
-    path = key_file or get_settings().backup_key_file
+    path = key_file or _settings().backup_key_file
     if path is None:
         typer.echo("error: give --key-file or set FPVERIFY_BACKUP_KEY_FILE", err=True)
         raise typer.Exit(2)
@@ -128,12 +162,17 @@ def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Op
     from fpverify.server.ops.backup import backup
 
     key = _key(key_file)
-    counts = backup(_db(database_url).engine, out, key)
+    try:
+        counts = backup(_db(database_url).engine, out, key)
+    except OSError as exc:  # e.g. the off-site store is not mounted
+        typer.echo(f"error: cannot write {out}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"backup written to {out}: {sum(counts.values())} rows in {len(counts)} tables")
 
 
 @server_app.command("restore")
-def restore_cmd(file: Path, key_file: Path = typer.Option(None), migrate: bool = typer.Option(True),
+def restore_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False), key_file: Path = typer.Option(None),
+                migrate: bool = typer.Option(True),
                 database_url: str = DbOpt) -> None:
     """Restore a backup into an EMPTY database (migrated first unless --no-migrate)."""
     from fpverify.server.ops.backup import BackupError, restore

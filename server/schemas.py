@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from fpverify.server.models import ApprovalAction, Role
 
@@ -33,9 +33,22 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-class UserIn(_In):
+class PasswordChangeIn(_In):
+    """Choose your own password (required after a one-time password); answers a token like login."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=10, max_length=1024)
+
+
+class ReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class UserIn(ReasonIn):
+    """A request for a new account (an approval); its one-time password goes to the approver."""
+
     username: str = Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
-    password: str = Field(min_length=10, max_length=1024)
     role: Role
 
 
@@ -44,16 +57,13 @@ class UserOut(_Out):
     username: str
     role: Role
     frozen: bool
-    locked_until: datetime | None
+    must_change_password: bool
+    created_by: str | None
     created_at: datetime
     last_login_at: datetime | None
 
 
-class PasswordIn(_In):
-    password: str = Field(min_length=10, max_length=1024)
-
-
-class RoleIn(_In):
+class RoleIn(ReasonIn):
     role: Role
 
 
@@ -72,6 +82,8 @@ class DeviceIn(_In):
     device_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     site_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     name: str | None = Field(default=None, max_length=200)
+    reason: str = Field(default="new station", min_length=1, max_length=1000,
+                        description="for the supervisor who approves the device's feed token")
 
 
 class DeviceOut(_Out):
@@ -79,15 +91,13 @@ class DeviceOut(_Out):
     site_id: str
     name: str | None
     disabled: bool
+    retired_at: datetime | None = None
     online: bool
     last_seen: datetime | None
     cache_version: int | None
     software_version: str | None
     created_at: datetime
 
-
-class DeviceWithToken(DeviceOut):
-    token: str = Field(description="shown once; store it in the station's credentials")
 
 
 class HolderIn(_In):
@@ -182,23 +192,35 @@ class EnrollmentOut(BaseModel):
     enrollment_id: str
 
 
-class ResultOut(_Out):
-    result_id: uuid.UUID
-    device_id: str
-    site_id: str
-    card_number: str
-    outcome: str
-    purpose: str
-    captured_at: datetime
-    received_at: datetime
-    score: float | None
-    threshold: float | None
-    finger: int | None
-    delegate_id: str | None
-    attempts: int
-    quality: int | None
-    operator_id: str | None
-    detail: str | None
+def _result_out_fields() -> dict:
+    """ResultOut follows the stored record (models.results.RECORD_FIELDS, i.e. the wire fields):
+    same names and types, without the wire's input constraints (the rows were validated on the way in)."""
+    from fpverify.edge.wire import VerificationResult
+    from fpverify.server.models.results import RECORD_FIELDS, nullable, plain_type
+
+    fields = {}
+    for name in RECORD_FIELDS:
+        info = VerificationResult.model_fields[name]
+        py = plain_type(info)
+        fields[name] = (py | None if nullable(info) else py, ...)
+    fields["received_at"] = (datetime, ...)
+    return fields
+
+
+ResultOut = create_model("ResultOut", __base__=_Out, __module__=__name__, **_result_out_fields())
+
+# What a hospital system (role his) learns of one result: what the station told it, for a billing
+# check; no score, finger, quality, delegate, detail or counter, and never a template or an image.
+HIS_RESULT_FIELDS = ("result_id", "outcome", "card_number", "device_id", "site_id", "captured_at", "purpose",
+                     "operator_id")
+SignatureStatus = Literal["verified", "not_checked", "unsigned"]
+HisResultOut = create_model(
+    "HisResultOut", __base__=_Out, __module__=__name__,
+    **{n: (ResultOut.model_fields[n].annotation, ...) for n in HIS_RESULT_FIELDS},
+    signature=(SignatureStatus, Field(description=(
+        "verified: signed by the device's key and checked against the registry CA at ingest; "
+        "not_checked: signed, but this registry has no CA folder (demo, development); unsigned"))),
+)
 
 
 class DeadLetterOut(_Out):
@@ -208,6 +230,15 @@ class DeadLetterOut(_Out):
     reason: str
     payload_size: int
     payload_preview: str
+
+
+class AlertNoteOut(_Out):
+    id: int
+    alert_id: int
+    at: datetime
+    author: str
+    kind: str
+    text: str
 
 
 class AlertOut(_Out):
@@ -224,7 +255,12 @@ class AlertOut(_Out):
     acknowledged_at: datetime | None
     resolved_by: str | None
     resolved_at: datetime | None
-    comment: str | None
+    comment: str | None  # the latest note's text
+    notes: list[AlertNoteOut] = []
+
+
+class NoteIn(_In):
+    text: str = Field(min_length=1, max_length=2000)
 
 
 class CommentIn(_In):
@@ -270,6 +306,7 @@ class OverdueOut(BaseModel):
 class ApprovalIn(_In):
     action: ApprovalAction
     target: str = Field(min_length=1, max_length=64)
+    param: str | None = Field(default=None, max_length=64)
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -282,7 +319,16 @@ class ApprovalOut(_Out):
     requested_at: datetime
     status: str
     decided_at: datetime | None
+    param: str | None = None
     approvals: int = 0
+    one_time_password: str | None = None  # only in the answer to the approval that created it
+    device_token: str | None = None  # likewise, for a device_token approval: to install on the station
+
+
+class DeviceRegistered(DeviceOut):
+    """A device registered through the API: no feed access until a supervisor approves `approval`."""
+
+    approval: ApprovalOut
 
 
 class AuditOut(_Out):

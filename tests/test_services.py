@@ -1,19 +1,100 @@
-"""The private service fixtures themselves work (everything else relies on them)."""
+"""fpverify.services, the one way tests, benchmarks and the demo start services: each service
+really serves (a message goes through the broker, a database keeps a row), and a bad request is
+a clear error."""
+
+from __future__ import annotations
 
 import socket
+import threading
 
-import psycopg
+import paho.mqtt.client as mqtt
+import pytest
 import sqlalchemy
+from paho.mqtt.enums import CallbackAPIVersion
+
+from fpverify.services import EmbeddedBroker, ServedApp, free_port, port_free, start_broker, wait_port
 
 
-def test_mosquitto_accepts_connections(mosquitto):
-    with socket.create_connection((mosquitto.host, mosquitto.port), timeout=2):
-        pass
+def _round_trip(port: int, protocol=mqtt.MQTTv5) -> bytes:
+    """Publish one QoS 1 message through the broker on `port` and return what the subscriber got."""
+    got: list[bytes] = []
+    arrived, subscribed = threading.Event(), threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{port}", protocol=protocol)
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_message = lambda c, u, msg: (got.append(bytes(msg.payload)), arrived.set())
+    sub.connect("127.0.0.1", port)
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{port}", protocol=protocol)
+    try:
+        sub.subscribe("t/x", qos=1)
+        assert subscribed.wait(10), "no SUBACK"
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        pub.publish("t/x", b"hello", qos=1).wait_for_publish(10)
+        assert arrived.wait(10), "the message did not come through"
+    finally:
+        for c in (pub, sub):
+            c.disconnect()
+            c.loop_stop()
+    return got[0]
 
 
-def test_postgres_fresh_database(pg_url):
+def test_mosquitto_carries_a_message(mosquitto):
+    assert _round_trip(mosquitto.port) == b"hello"
+
+
+def test_mosquitto_with_a_bad_config_says_why(mosquitto_factory):
+    with pytest.raises(RuntimeError, match="mosquitto did not start.*no_such_option"):
+        mosquitto_factory(conf="listener {port} 127.0.0.1\nno_such_option 1\n", replace_conf=True)
+
+
+def test_embedded_broker_carries_a_message():
+    broker = EmbeddedBroker().start()
+    try:
+        assert _round_trip(broker.port, mqtt.MQTTv311) == b"hello"
+    finally:
+        broker.stop()
+
+
+def test_start_broker_refuses_an_unknown_kind(tmp_path):
+    with pytest.raises(ValueError, match="auto, mosquitto or amqtt"):
+        start_broker("rabbit", tmp_path)
+
+
+def test_postgres_databases_are_fresh_and_separate(postgres_server, pg_url):
     engine = sqlalchemy.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("create table t (x int)"))
+        conn.execute(sqlalchemy.text("insert into t values (7)"))
     with engine.connect() as conn:
-        assert conn.execute(sqlalchemy.text("select 1")).scalar() == 1
+        assert conn.execute(sqlalchemy.text("select x from t")).scalar() == 7
     engine.dispose()
-    assert psycopg  # the driver the URL names is installed
+    other = sqlalchemy.create_engine(postgres_server.create_database("other_fresh"))
+    with other.connect() as conn:
+        assert conn.execute(sqlalchemy.text("select count(*) from pg_tables where tablename = 't'")).scalar() == 0
+    other.dispose()
+
+
+def test_served_app_answers_then_stops():
+    import httpx
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.get("/ping")(lambda: {"pong": True})
+    served = ServedApp(app).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{served.port}/ping", timeout=10).json() == {"pong": True}
+        assert not port_free(served.port)
+    finally:
+        served.stop()
+    assert port_free(served.port)
+
+
+def test_ports():
+    port = free_port()
+    assert port_free(port)
+    with pytest.raises(TimeoutError, match=str(port)):
+        wait_port(port, timeout=0.3)
+    with socket.create_server(("127.0.0.1", port)):
+        wait_port(port, timeout=5)
+        assert not port_free(port)

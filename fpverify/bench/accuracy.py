@@ -55,14 +55,18 @@ def _extractor_fingerprint(extraction: ExtractionParams) -> str:
     from fpverify import matcher
     root = Path(matcher.__file__).parent
     h = hashlib.sha256()
-    mine = {"matching.py", "kernels.py", "gallery.py", "descriptors.py", "iso19794.py", "params.py"}
+    # files that do not change minutiae (comparison, decision thresholds, 1:N search, the package's
+    # re-exports, synthetic fingers)
+    mine = {"matching.py", "kernels.py", "gallery.py", "descriptors.py", "iso19794.py", "params.py",
+            "decision.py", "__init__.py", "codes.py", "index.py"}
     h.update(repr(extraction).encode())  # params.py also holds MatchParams: hash values only
     for p in sorted([*root.rglob("*.py"), *root.rglob("*.onnx")]):
-        if p.name not in mine:
+        if p.name not in mine and "synth" not in p.relative_to(root).parts:
             h.update(p.name.encode())
             h.update(p.read_bytes())
-    if extraction.learned_model:
-        h.update(Path(extraction.learned_model).read_bytes())
+    model = getattr(extraction.detector, "model", "")
+    if model:
+        h.update(Path(model).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -174,11 +178,7 @@ def run(
     ) as progress:
         overall = progress.add_task("sets", total=len(sets))
         for name in sets:
-            images = datasets.load_set(root, name)
-            dpi = datasets.dpi_of(name)
-            if condition == "sensor":
-                images = {k: datasets.to_sensor(v, dpi) for k, v in images.items()}
-                dpi = 500
+            images, dpi = datasets.load_condition(root, name, condition)
             task = progress.add_task(f"{name}: extract", total=len(images))
             templates, times, _ = extract_all(
                 images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task), extraction
@@ -221,15 +221,7 @@ def _pct(v: float) -> str:
 
 def describe_extractor(extraction: ExtractionParams) -> dict:
     """Detector, model file and the sets its network was trained on (from the model's metadata)."""
-    out: dict = {"detector": extraction.detector}
-    if extraction.detector != "skeleton":
-        from fpverify.matcher import learned
-
-        meta = learned.model_metadata(extraction.learned_model)
-        out["model"] = extraction.learned_model or learned.SHIPPED
-        out["training_sets"] = [t for t in meta.get("fpverify.training_sets", "").split(",") if t]
-        out["held_out"] = meta.get("fpverify.held_out", "")
-    return out
+    return extraction.detector.describe()
 
 
 def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: int) -> str:
@@ -264,7 +256,10 @@ def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: i
     )
     lines += [
         "",
-        f"## Decision thresholds (pooled over {n_imp} all-pairs impostor and {n_gen} genuine scores)",
+        f"## One-comparison thresholds on these scores (pooled over {n_imp} all-pairs impostor and {n_gen} genuine)",
+        "",
+        "For comparison only: the shipped matcher.THRESHOLDS are fitted for the station's best-of-n decision",
+        "by `fpverify bench calibrate` (docs/matcher.md).",
         "",
         "| point | threshold (compare score) | measured FMR % | FNMR % |",
         "|---|---|---|---|",

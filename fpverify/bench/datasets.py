@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -12,16 +13,38 @@ DPI = {"fvc2002_db2_b": 569, "fvc2004_db3_b": 512}
 FVC_SETS = tuple(
     f"fvc{year}_db{db}_b" for year in (2000, 2002, 2004) for db in (1, 2, 3, 4)
 )
+# Fingers that appear in two sets (the same finger under another name): never an impostor pair.
+# FVC2000 DB1 and DB2 were taken from the same volunteers with the same numbering (all ten B fingers
+# match each other across the two sets, median score at genuine level); fvc2002_db3_b finger 108 and
+# fvc2004_db3_b finger 102 score at genuine level on all 64 of their pairs (median 0.18, against 0.13
+# for the impostors' 99th percentile), so they are taken to be one finger.
+SAME_FINGER = {
+    **{("fvc2000_db2_b", f): ("fvc2000_db1_b", f) for f in range(101, 111)},
+    ("fvc2004_db3_b", 102): ("fvc2002_db3_b", 108),
+}
 SENSOR_SHAPE = (288, 256)  # rows x columns of a ZFM/R307 image
 _NAME = re.compile(r"^(\d+)_(\d+)\.png$")
 
 
 def default_root() -> Path:
-    return Path("..") / "shared" / "datasets"
+    """$FPVERIFY_DATASETS, else shared/datasets beside the project folder (whatever the current folder)."""
+    env = os.environ.get("FPVERIFY_DATASETS")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+
+def missing(root: Path) -> str:
+    """What to say when no set is found: where we looked and how to point elsewhere."""
+    return (f"no FVC sets under {root}: set FPVERIFY_DATASETS (or --datasets) to the folder holding "
+            f"{FVC_SETS[0]}, {FVC_SETS[1]}, ...")
 
 
 def dpi_of(name: str) -> int:
     return DPI.get(name, 500)
+
+
+def identity(name: str, finger: int) -> tuple[str, int]:
+    """One name for a finger that appears in two sets (SAME_FINGER): compare identities, not labels."""
+    return SAME_FINGER.get((name, finger), (name, finger))
 
 
 def available_sets(root: Path) -> list[str]:
@@ -34,7 +57,7 @@ def load_set(root: Path, name: str) -> dict[tuple[int, int], np.ndarray]:
 
     folder = root / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"dataset {name!r} not found under {root}")
+        raise FileNotFoundError(f"dataset {name!r} not found under {root} (set FPVERIFY_DATASETS or --datasets)")
     out: dict[tuple[int, int], np.ndarray] = {}
     for path in sorted(folder.iterdir()):
         m = _NAME.match(path.name)
@@ -44,6 +67,17 @@ def load_set(root: Path, name: str) -> dict[tuple[int, int], np.ndarray]:
     if not out:
         raise FileNotFoundError(f"no <finger>_<impression>.png files in {folder}")
     return dict(sorted(out.items()))
+
+
+def load_condition(root: Path, name: str, condition: str) -> tuple[dict[tuple[int, int], np.ndarray], int]:
+    """(images, dpi) of a set as a benchmark condition sees it: native, or as the sensor sends it."""
+    if condition not in ("native", "sensor"):
+        raise ValueError("condition must be native or sensor")
+    images = load_set(root, name)
+    dpi = dpi_of(name)
+    if condition == "sensor":
+        return {k: to_sensor(v, dpi) for k, v in images.items()}, 500
+    return images, dpi
 
 
 def finger_centre(image: np.ndarray) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fpverify.edge import wire
+from fpverify.edge.outbox import new_result_id
 
 
 @dataclass
@@ -26,13 +27,33 @@ class Load:
     duplicates: int = 0
 
 
-def _result(rng: random.Random, device: str, site: str, t0: datetime, i: int) -> wire.VerificationResult:
+NO_SCORE = {wire.Outcome.NOT_ENROLLED, wire.Outcome.CARD_BLOCKED, wire.Outcome.POOR_QUALITY, wire.Outcome.SENSOR_ERROR}
+
+
+def _threshold() -> float:
+    from fpverify.matcher import THRESHOLDS  # late: the publisher processes import this module too
+
+    return THRESHOLDS["fmr_1e-4"]
+
+
+def _result(rng: random.Random, device: str, site: str, t0: datetime, i: int,
+            threshold: float) -> wire.VerificationResult:
+    """A result as a station makes one (edge/workflow.py): a UUIDv7 id; scores on the matcher's
+    0..1 scale, above the threshold for a match, below it for a no_match, none where nothing
+    was compared; the finger only for a match."""
     outcome = rng.choices(list(wire.Outcome), weights=[80, 4, 4, 2, 6, 2, 2])[0]
+    matched = outcome in (wire.Outcome.MATCH, wire.Outcome.DELEGATE_MATCH)
+    if outcome in NO_SCORE:
+        score = None
+    elif matched:  # genuine scores: mostly 0.2-0.5 (docs/matcher.md)
+        score = round(threshold + (1 - threshold) * rng.betavariate(2, 6), 4)
+    else:  # impostor scores sit well below the threshold
+        score = round(threshold * rng.betavariate(2, 6), 4)
     return wire.VerificationResult(
-        result_id=uuid.uuid4(), device_id=device, site_id=site, card_number=f"C{rng.randrange(10**6):06d}",
+        result_id=new_result_id(), device_id=device, site_id=site, card_number=f"C{rng.randrange(10**6):06d}",
         outcome=outcome, purpose=rng.choice(list(wire.Purpose)), captured_at=t0 + timedelta(milliseconds=i),
-        score=round(rng.uniform(0, 100), 2), threshold=40.0, finger=rng.randrange(1, 11), attempts=1,
-        quality=rng.randrange(20, 100), operator_id="op-1",
+        score=score, threshold=None if score is None else threshold, finger=rng.randrange(1, 11) if matched else None,
+        attempts=1, quality=rng.randrange(20, 100), operator_id="op-1",
         delegate_id="dlg-1" if outcome == wire.Outcome.DELEGATE_MATCH else None,
     )
 
@@ -40,7 +61,7 @@ def _result(rng: random.Random, device: str, site: str, t0: datetime, i: int) ->
 def malformed_payload(rng: random.Random, k: int, device: str, site: str) -> tuple[str, bytes]:
     """The k-th kind of bad message; every one must be dead-lettered, none may crash the worker."""
     topic = wire.Topics(device).results
-    good = json.loads(_result(rng, device, site, datetime.now(UTC), k).model_dump_json())
+    good = json.loads(_result(rng, device, site, datetime.now(UTC), k, 0.18).model_dump_json())
     kind = k % 10
     if kind == 0:
         return topic, b"\xff\xfe not json at all"
@@ -62,7 +83,7 @@ def malformed_payload(rng: random.Random, k: int, device: str, site: str) -> tup
         good["extra"] = "x" * 50_000  # unknown field, large payload
         return topic, json.dumps(good).encode()
     if kind == 7:
-        good["score"] = -5
+        good["score"] = 1.5  # off the matcher's 0..1 scale
         return topic, json.dumps(good).encode()
     if kind == 8:
         return topic, b""
@@ -74,10 +95,11 @@ def make_load(n_valid: int, devices: list[str], site: str, duplicates: int, malf
     rng = random.Random(seed)
     t0 = datetime.now(UTC) - timedelta(hours=1)
     load = Load(messages=[])
+    threshold = _threshold()
     sent: list[tuple[str, bytes]] = []
     for i in range(n_valid):
         dev = devices[i % len(devices)]
-        r = _result(rng, dev, site, t0, i)
+        r = _result(rng, dev, site, t0, i, threshold)
         load.valid_ids.add(r.result_id)
         if r.outcome == wire.Outcome.NO_MATCH:
             load.no_match_ids.add(r.result_id)

@@ -50,16 +50,21 @@ def rates(genuine, impostor) -> dict[str, float]:
 
 def threshold_at_fmr(impostor, fmr: float) -> float:
     """Smallest threshold whose false-match rate on these impostor scores is <= fmr."""
-    i = np.sort(np.asarray(impostor, np.float64))[::-1]
-    if len(i) == 0:
-        raise ValueError("no impostor scores")
-    allowed = int(np.floor(fmr * len(i) + 1e-9))  # impostors that may reach the threshold
-    if allowed >= len(i):
-        return float(i[-1])
-    return float(np.nextafter(i[allowed], np.inf))
+    from fpverify.matcher.decision import empirical_threshold
+
+    return empirical_threshold(impostor, fmr)
 
 
 def det_curve(genuine, impostor) -> tuple[np.ndarray, np.ndarray]:
     """(FMR, FNMR) along all thresholds, for a DET plot."""
     _, fmr, fnmr = _curves(genuine, impostor)
     return fmr, fnmr
+
+
+def upper95(k: int, n: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound of a rate seen k times in n trials."""
+    if n == 0 or k >= n:
+        return 1.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(0.95, k + 1, n - k))

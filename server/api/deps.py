@@ -2,6 +2,7 @@
 
 `require(*roles)` is the one place a route states who may call it; anonymous callers get 401,
 authenticated callers of another role 403. Frozen users and revoked/expired tokens are anonymous.
+The bearer header is only the transport: tokens and role groups are server/core/auth.py's.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from fpverify.server.core import auth
+from fpverify.server.core.auth import ALL, OFFICE, PERSONAL_READ
 from fpverify.server.core.config import Settings
 from fpverify.server.crud import devices as devices_crud
-from fpverify.server.crud import users as users_crud
 from fpverify.server.models import Device, Role, User
 
 bearer = HTTPBearer(auto_error=False, description="staff token from /auth/login, or a device token")
@@ -42,7 +44,7 @@ def _unauthorized(detail: str = "not authenticated") -> HTTPException:
 def current_user(s: SessionDep, creds: Creds) -> User:
     if creds is None or not creds.credentials:
         raise _unauthorized()
-    user = users_crud.user_for_token(s, creds.credentials)
+    user = auth.user_for_token(s, creds.credentials)
     if user is None:
         raise _unauthorized("invalid, expired or revoked token, or frozen account")
     return user
@@ -72,17 +74,15 @@ def current_device(s: SessionDep, creds: Creds) -> Device:
 
 AnyUser = Annotated[User, Depends(current_user)]
 DeviceDep = Annotated[Device, Depends(current_device)]
-# Role groups. Personal data (card holders, results) is for the business roles, never sysadmin.
-ALL = (Role.SYSADMIN, Role.ENROLLER, Role.AUDITOR, Role.SUPERVISOR)
-PERSONAL_READ = (Role.ENROLLER, Role.SUPERVISOR, Role.AUDITOR)
-OFFICE_READ = (Role.SUPERVISOR, Role.AUDITOR)
+
 Sysadmin = Annotated[User, Depends(require(Role.SYSADMIN))]
 Enroller = Annotated[User, Depends(require(Role.ENROLLER))]
 Supervisor = Annotated[User, Depends(require(Role.SUPERVISOR))]
 Auditor = Annotated[User, Depends(require(Role.AUDITOR))]
 PersonalReader = Annotated[User, Depends(require(*PERSONAL_READ))]
-OfficeReader = Annotated[User, Depends(require(*OFFICE_READ))]
+OfficeReader = Annotated[User, Depends(require(*OFFICE))]
 Anyone = Annotated[User, Depends(require(*ALL))]
+
 
 # Bounded numbers: unbounded ints from a client overflow the database's integer types (500s).
 IntId = Annotated[int, Path(ge=1, le=2**31 - 1)]

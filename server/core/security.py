@@ -1,4 +1,5 @@
-"""Password hashing (Argon2), random bearer tokens stored as SHA-256, keyed hashes of national ids."""
+"""Cryptographic primitives of authentication: Argon2id password hashes, random bearer tokens
+stored as SHA-256, keyed hashes of national ids. The login flow itself is server/core/auth.py."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so timing does not reveal valid usernames.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_dummy_hash: str | None = None
+
+
+def set_password_cost(time_cost: int, memory_kib: int) -> None:
+    """Cost of new hashes (Settings.password_time_cost / password_memory_kib). Existing hashes keep
+    the cost they were made with; verifying reads it from the hash."""
+    global _hasher, _dummy_hash
+    if (_hasher.time_cost, _hasher.memory_cost) != (time_cost, memory_kib):
+        _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        _dummy_hash = None
 
 
 def hash_password(password: str) -> str:
@@ -19,14 +28,23 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the user exists, so timing does not reveal valid user names."""
+    global _dummy_hash
+    if password_hash is None:
+        _dummy_hash = _dummy_hash or _hasher.hash("not-a-real-password")
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+def one_time_password() -> str:
+    """An initial password handed over in person; the account must replace it at first login."""
+    return secrets.token_urlsafe(12)
 
 
 def token_digest(token: str) -> str:

@@ -2,7 +2,14 @@
 
 
 class DomainError(Exception):
+    """`msgid`: an English message id, with {placeholders} filled from `values`. str() is the English
+    text (the API's); the dashboard shows the translated id formatted with the same values."""
+
     status_code = 400
+
+    def __init__(self, msgid: str = "", **values) -> None:
+        self.msgid, self.values = msgid, values
+        super().__init__(msgid.format(**values) if values else msgid)
 
 
 class NotFound(DomainError):

@@ -1,4 +1,4 @@
-"""Queries over verification results, dead letters and alerts; alert handling."""
+"""Queries over verification results and dead letters. Alerts: crud/alerts.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fpverify.server import audit
-from fpverify.server.crud.errors import Conflict, NotFound
-from fpverify.server.models import Alert, AlertStatus, DeadLetter, VerificationRecord, utcnow
+from fpverify.server.crud.errors import NotFound
+from fpverify.server.models import DeadLetter, VerificationRecord
 
 
 def list_results(s: Session, site_id: str | None = None, device_id: str | None = None, outcome: str | None = None,
@@ -51,52 +50,13 @@ def get_result(s: Session, result_id: uuid.UUID) -> VerificationRecord:
     return r
 
 
+def signature_status(r: VerificationRecord, checked_at_ingest: bool) -> str:
+    """How far a stored result's signature can be trusted. With a CA folder the ingest verifies every
+    signed result before storing it (server/trust/verify.py), so a stored signature is a verified one."""
+    if r.signature is None:
+        return "unsigned"
+    return "verified" if checked_at_ingest else "not_checked"
+
+
 def list_dead_letters(s: Session, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
     return list(s.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit).offset(offset)))
-
-
-def list_alerts(s: Session, status: str | None = None, site_id: str | None = None, limit: int = 100,
-                offset: int = 0) -> list[Alert]:
-    q = select(Alert).order_by(Alert.raised_at.desc(), Alert.id.desc())
-    if status:
-        q = q.where(Alert.status == status)
-    if site_id:
-        q = q.where(Alert.site_id == site_id)
-    return list(s.scalars(q.limit(limit).offset(offset)))
-
-
-def get_alert(s: Session, alert_id: int) -> Alert:
-    a = s.get(Alert, alert_id)
-    if a is None:
-        raise NotFound("no such alert")
-    return a
-
-
-def acknowledge_alert(s: Session, actor: str, alert_id: int, comment: str | None = None) -> Alert:
-    a = get_alert(s, alert_id)
-    if a.status != AlertStatus.OPEN:
-        raise Conflict(f"alert is {a.status}")
-    before = audit.snapshot(a)
-    a.status = AlertStatus.ACKNOWLEDGED
-    a.acknowledged_by = actor
-    a.acknowledged_at = utcnow()
-    if comment:
-        a.comment = comment
-    audit.record(s, actor, "alert.acknowledge", "alert", a.id, before, a)
-    return a
-
-
-def resolve_alert(s: Session, actor: str, alert_id: int, comment: str) -> Alert:
-    a = get_alert(s, alert_id)
-    if a.status == AlertStatus.RESOLVED:
-        raise Conflict("alert is resolved")
-    before = audit.snapshot(a)
-    now = utcnow()
-    if a.acknowledged_at is None:
-        a.acknowledged_by, a.acknowledged_at = actor, now
-    a.status = AlertStatus.RESOLVED
-    a.resolved_by = actor
-    a.resolved_at = now
-    a.comment = comment
-    audit.record(s, actor, "alert.resolve", "alert", a.id, before, a)
-    return a

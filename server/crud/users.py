@@ -1,47 +1,61 @@
-"""Staff accounts: creation, login with lockout, bearer tokens, freezing."""
+"""Staff accounts: creation, freezing, role and password changes. Login and tokens are
+server/core/auth.py.
+
+Only two callers create accounts or grant power directly: the server's console (`fpverify server
+create-user`, the root of trust, see docs/server.md) and the execution of an approved special
+operation (server/crud/approvals.py). The API's sysadmin routes file approval requests instead.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fpverify.server import audit
-from fpverify.server.core.config import Settings
-from fpverify.server.core.security import hash_password, new_token, token_digest, verify_password
+from fpverify.server.core.auth import check_new_password, revoke_user_tokens
+from fpverify.server.core.security import hash_password
 from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
-from fpverify.server.models import ApiToken, Role, User, utcnow
+from fpverify.server.models import Role, User, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
-MIN_PASSWORD = 10
+CONSOLE = "console"  # actor and creator of accounts made on the server's console
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"password must have at least {MIN_PASSWORD} characters")
-
-
-def create_user(s: Session, actor: str, username: str, password: str, role: str) -> User:
+def check_new_account(s: Session, username: str, role: str | None) -> None:
     if not USERNAME_RE.match(username):
         raise Invalid("username: 2-64 characters of letters, digits, _ . @ -")
-    if role not in set(Role):
-        raise Invalid(f"role must be one of {', '.join(Role)}")
-    _check_password(password)
+    _check_role(role)
     if s.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} exists")
+
+
+def _check_role(role: str | None) -> None:
+    if role not in set(Role):
+        raise Invalid(f"role must be one of {', '.join(Role)}")
+
+
+def create_user(s: Session, actor: str, username: str, password: str, role: str, created_by: str | None = None,
+                one_time: bool = False) -> User:
+    """Create an account. `one_time`: the password is a one-time password the user must replace."""
+    check_new_account(s, username, role)
+    problem = check_new_password(password)
+    if problem:
+        raise Invalid(problem)
     user = User(username=username, password_hash=hash_password(password), role=role, frozen=False,
-                failed_logins=0, created_at=utcnow())
+                created_at=utcnow(), created_by=created_by or actor, must_change_password=one_time)
     s.add(user)
     s.flush()
-    audit.record(s, actor, "user.create", "user", user.id, None, _public(user), note=f"role={role}")
+    audit.record(s, actor, "user.create", "user", user.id, None, _public(user),
+                 note=f"role={role}; created_by={user.created_by}")
     return user
 
 
 def _public(user: User) -> dict:
     """What the audit digests of a user (never the password hash itself)."""
-    return {"id": user.id, "username": user.username, "role": user.role, "frozen": user.frozen}
+    return {"id": user.id, "username": user.username, "role": user.role, "frozen": user.frozen,
+            "created_by": user.created_by, "must_change_password": user.must_change_password}
 
 
 def get_user(s: Session, user_id: int) -> User:
@@ -51,103 +65,49 @@ def get_user(s: Session, user_id: int) -> User:
     return user
 
 
+def by_name(s: Session, username: str) -> User | None:
+    return s.scalar(select(User).where(User.username == username))
+
+
 def list_users(s: Session) -> list[User]:
     return list(s.scalars(select(User).order_by(User.id)))
 
 
-class LoginFailed(Exception):
-    """Same message for unknown user and wrong password; the reason is only audited."""
-
-
-def authenticate(s: Session, settings: Settings, username: str, password: str,
-                 now: datetime | None = None) -> User:
-    """Check credentials with lockout. Commits the failure counter itself (so a failing request
-    still counts) and raises LoginFailed; returns the user on success (caller commits)."""
-    now = now or utcnow()
-    user = s.scalar(select(User).where(User.username == username))
-    ok = verify_password(user.password_hash if user else None, password)
-    if user is None:
-        raise LoginFailed("invalid username or password")
-    if user.frozen:
-        audit.record(s, username, "login.refused", "user", user.id, note="frozen")
-        s.commit()
-        raise LoginFailed("account is frozen")
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record(s, username, "login.refused", "user", user.id, note="locked")
-        s.commit()
-        raise LoginFailed("account is locked after repeated failures; try later")
-    if not ok:
-        user.failed_logins += 1
-        note = f"failures={user.failed_logins}"
-        if user.failed_logins >= settings.login_max_failures:
-            user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-            note += " locked"
-        audit.record(s, username, "login.failed", "user", user.id, note=note)
-        s.commit()
-        raise LoginFailed("invalid username or password")
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    audit.record(s, username, "login", "user", user.id)
-    return user
-
-
-def issue_token(s: Session, user: User, ttl_minutes: int) -> str:
-    token = new_token()
-    s.add(ApiToken(token_hash=token_digest(token), user_id=user.id, created_at=utcnow(),
-                   expires_at=utcnow() + timedelta(minutes=ttl_minutes), revoked=False))
-    return token
-
-
-def user_for_token(s: Session, token: str, now: datetime | None = None) -> User | None:
-    """The active user behind a bearer token, or None (unknown, expired, revoked, frozen)."""
-    now = now or utcnow()
-    row = s.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_digest(token))
-    ).first()
-    if row is None:
-        return None
-    tok, user = row
-    if tok.revoked or tok.expires_at <= now or user.frozen:
-        return None
-    return user
-
-
-def revoke_token(s: Session, token: str) -> None:
-    s.execute(update(ApiToken).where(ApiToken.token_hash == token_digest(token)).values(revoked=True))
-
-
 def set_frozen(s: Session, actor: str, user_id: int, frozen: bool) -> User:
-    """Freeze (staff leaving or moving): no login, and every token stops working at once."""
+    """Freeze (staff leaving or moving): no login, and every token stops working at once.
+    Freezing is direct; unfreezing gives power back and runs only as an approved operation."""
     user = get_user(s, user_id)
-    if user.username == actor and frozen:
-        raise Denied("you cannot freeze your own account")
+    if user.username == actor:
+        raise Denied("you cannot freeze or unfreeze your own account")
     before = _public(user)
     user.frozen = frozen
     if frozen:
-        s.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
+        revoke_user_tokens(s, user.id)
     audit.record(s, actor, "user.freeze" if frozen else "user.unfreeze", "user", user.id, before, _public(user))
     return user
 
 
-def reset_password(s: Session, actor: str, user_id: int, password: str) -> User:
+def reset_password(s: Session, actor: str, user_id: int, one_time_password: str) -> User:
+    """Set a one-time password (approved operation): sessions end; the user must choose a new one."""
     user = get_user(s, user_id)
-    _check_password(password)
-    user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    s.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
-    audit.record(s, actor, "user.password_reset", "user", user.id)
+    if user.username == actor:
+        raise Denied("change your own password with your current one (POST /auth/password)")
+    before = _public(user)
+    user.password_hash = hash_password(one_time_password)
+    user.must_change_password = True
+    revoke_user_tokens(s, user.id)
+    audit.record(s, actor, "user.password_reset", "user", user.id, before, _public(user))
     return user
 
 
 def change_role(s: Session, actor: str, user_id: int, role: str) -> User:
-    if role not in set(Role):
-        raise Invalid(f"role must be one of {', '.join(Role)}")
+    """Give an account another role (approved operation). Nobody changes their own role."""
+    _check_role(role)
     user = get_user(s, user_id)
+    if user.username == actor:
+        raise Denied("nobody changes their own role")
     before = _public(user)
     user.role = role
-    s.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
+    revoke_user_tokens(s, user.id)
     audit.record(s, actor, "user.role", "user", user.id, before, _public(user), note=f"role={role}")
     return user

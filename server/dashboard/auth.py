@@ -1,7 +1,8 @@
 """Dashboard sessions, CSRF and what each role may see.
 
-The session cookie holds a bearer token issued by the registry's own login (server.crud.users), so
-freezing an account, a password reset or logout ends dashboard sessions exactly like API tokens.
+The session cookie holds a bearer token issued by the registry's one login flow (server/core/auth.py,
+the same throttling, messages and audit as the API), so freezing an account, a password reset or
+logout ends dashboard sessions exactly like API tokens.
 The cookie is HttpOnly and SameSite=Strict; every form also carries a CSRF token, an HMAC of the
 session token, and POSTs from another Origin are refused.
 
@@ -20,14 +21,16 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
-from fpverify.server.crud import users as users_crud
+from fpverify.server.core import auth as core_auth
 from fpverify.server.models import Role, User
 
 COOKIE = "fpv_session"
 LOGIN_COOKIE = "fpv_login_csrf"
 PATH = "/dashboard"
-DASHBOARD_ROLES = (Role.SUPERVISOR, Role.AUDITOR, Role.SYSADMIN)
-PERSONAL_ROLES = (Role.SUPERVISOR, Role.AUDITOR)
+DASHBOARD_ROLES = core_auth.DASHBOARD
+PERSONAL_ROLES = core_auth.OFFICE
+NO_DASHBOARD = ("your role has no dashboard page: the dashboard is for the insurance office (supervisors, auditors) "
+                "and sysadmins; enrollers work at the stations")
 
 
 class LoginRequired(Exception):
@@ -81,11 +84,11 @@ def viewer(request: Request) -> Viewer:
     if not token:
         raise LoginRequired()
     with request.app.state.db.sessionmaker() as s:
-        user: User | None = users_crud.user_for_token(s, token)
+        user: User | None = core_auth.user_for_token(s, token)
     if user is None:
         raise LoginRequired()
     if user.role not in DASHBOARD_ROLES:
-        raise Refused(403, "the dashboard is for the insurance office (supervisors, auditors) and sysadmins")
+        raise Refused(403, NO_DASHBOARD)
     return Viewer(user.username, user.role, token, csrf_for(request, token))
 
 
@@ -122,3 +125,11 @@ def new_login_csrf() -> str:
 def cookie_kwargs(request: Request, max_age: int | None) -> dict:
     return {"httponly": True, "samesite": "strict", "secure": request.url.scheme == "https", "path": PATH,
             "max_age": max_age}
+
+
+def check_login_csrf(request: Request, token: str | None) -> None:
+    """The login form's token must match its cookie (double submit), and come from this site."""
+    check_origin(request)
+    expected = request.cookies.get(LOGIN_COOKIE)
+    if not expected or not token or not hmac.compare_digest(expected, token):
+        raise Refused(403, "the login form expired or was not sent from this site; reload the login page")

@@ -6,17 +6,16 @@ local days, never with dialect-specific date functions. Writes go through server
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fpverify.server.crud import stays as stays_crud
 from fpverify.server.models import (
     Alert,
-    AlertStatus,
     CardHolder,
     Consent,
     Delegate,
@@ -122,6 +121,11 @@ def device_ids(s: Session) -> list[str]:
     return list(s.scalars(select(Device.id).order_by(Device.id)))
 
 
+def device_names(s: Session) -> dict[str, str]:
+    """Device id -> its name (the id where it has none)."""
+    return {d: n or d for d, n in s.execute(select(Device.id, Device.name))}
+
+
 # ---- results list -------------------------------------------------------------------------------
 
 @dataclass
@@ -152,6 +156,24 @@ class ResultFilter:
         if self.purpose:
             q = q.where(VR.purpose == self.purpose)
         return q
+
+
+def impossible(s: Session, f: ResultFilter) -> list[tuple[str, dict]]:
+    """Why `f` cannot match any verification, as (message, values) for the viewer's language."""
+    out: list[tuple[str, dict]] = []
+    if f.since and f.until and f.since >= f.until:
+        out.append(("\"from\" is not before \"until\": no verification can match; swap or clear them", {}))
+    if f.card_number and s.get(CardHolder, f.card_number) is None and s.scalar(
+            select(VR.result_id).where(VR.card_number == f.card_number).limit(1)) is None:
+        like = s.scalar(select(func.count()).select_from(CardHolder)
+                        .where(CardHolder.card_number.contains(f.card_number, autoescape=True))) or 0
+        if like:
+            out.append(("card {card}: no card has this number; {n} card numbers contain it; the filter needs "
+                        "the whole number", {"card": f.card_number, "n": like}))
+        else:
+            out.append(("card {card}: no card has this number; the filter needs the whole number",
+                        {"card": f.card_number}))
+    return out
 
 
 def results_page(s: Session, f: ResultFilter, limit: int, offset: int = 0) -> tuple[list[VerificationRecord], int]:
@@ -222,83 +244,30 @@ def alert_counts(s: Session) -> Counter:
     return Counter(dict(s.execute(select(Alert.status, func.count()).group_by(Alert.status)).all()))
 
 
-# ---- suspicion points (疑点) ---------------------------------------------------------------------
-
-@dataclass
-class TravelHit:
-    card_number: str
-    first: VerificationRecord
-    second: VerificationRecord
-
-    @property
-    def minutes(self) -> float:
-        return (self.second.captured_at - self.first.captured_at).total_seconds() / 60
-
-
-def impossible_travel(s: Session, since: datetime, minutes: float) -> list[TravelHit]:
-    """Consecutive presentations of one card at two different sites less than `minutes` apart."""
-    multi = (select(VR.card_number).where(VR.captured_at >= since).group_by(VR.card_number)
-             .having(func.count(distinct(VR.site_id)) > 1))
-    rows = s.scalars(select(VR).where(VR.captured_at >= since, VR.card_number.in_(multi))
-                     .order_by(VR.card_number, VR.captured_at))
-    hits: list[TravelHit] = []
-    prev: VerificationRecord | None = None
-    for r in rows:
-        if (prev is not None and prev.card_number == r.card_number and prev.site_id != r.site_id
-                and (r.captured_at - prev.captured_at) < timedelta(minutes=minutes)):
-            hits.append(TravelHit(r.card_number, prev, r))
-        prev = r
-    hits.sort(key=lambda h: h.second.captured_at, reverse=True)
-    return hits
+def overdue_bedside(s: Session, at: datetime, site_id: str | None = None) -> list[stays_crud.Overdue]:
+    """Stays in hospital at `at` whose last bedside match before `at` is older than their interval:
+    stays_crud.overdue's rule, evaluated as of any moment (a past report shows that day as it was)."""
+    last = (select(func.max(VR.captured_at))
+            .where(VR.card_number == InpatientStay.card_number, VR.site_id == InpatientStay.site_id,
+                   VR.purpose == "bedside", VR.outcome.in_(stays_crud.BEDSIDE_OK),
+                   VR.captured_at >= InpatientStay.admitted_at, VR.captured_at < at)
+            .correlate(InpatientStay).scalar_subquery())
+    q = select(InpatientStay, last).where(*in_hospital(at))
+    if site_id:
+        q = q.where(InpatientStay.site_id == site_id)
+    found = []
+    for stay, checked in s.execute(q):
+        checked = checked.replace(tzinfo=UTC) if checked is not None and checked.tzinfo is None else checked
+        due = (checked or stay.admitted_at) + timedelta(hours=stay.recheck_interval_hours)
+        if due < at:
+            found.append(stays_crud.Overdue(stay, checked, due, (at - due).total_seconds() / 3600))
+    return sorted(found, key=lambda o: o.due_at)
 
 
-@dataclass
-class RepeatHit:
-    card_number: str
-    count: int
-    sites: list[str]
-    last_at: datetime
-
-
-def repeated_no_match(s: Session, since: datetime, at_least: int) -> list[RepeatHit]:
-    rows = s.execute(select(VR.card_number, func.count(), func.max(VR.captured_at))
-                     .where(VR.outcome == "no_match", VR.captured_at >= since)
-                     .group_by(VR.card_number).having(func.count() >= at_least)
-                     .order_by(func.count().desc(), VR.card_number))
-    hits = []
-    for card, n, last in rows:
-        if last is not None and last.tzinfo is None:  # a raw aggregate on SQLite
-            last = last.replace(tzinfo=UTC)
-        sites = sorted(s.scalars(select(VR.site_id).distinct().where(
-            VR.card_number == card, VR.outcome == "no_match", VR.captured_at >= since)))
-        hits.append(RepeatHit(card, int(n), sites, last))
-    return hits
-
-
-@dataclass
-class DeviceQuality:
-    device_id: str
-    site_id: str
-    total: int
-    poor: int
-
-    @property
-    def rate(self) -> float:
-        return self.poor / self.total if self.total else 0.0
-
-
-def poor_quality_devices(s: Session, since: datetime, min_count: int, min_rate: float) -> list[DeviceQuality]:
-    rows = s.execute(select(VR.device_id, VR.site_id, VR.outcome, func.count()).where(VR.captured_at >= since)
-                     .group_by(VR.device_id, VR.site_id, VR.outcome))
-    per: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for dev, site, outcome, n in rows:
-        per[(dev, site)][outcome] += n
-    out = [DeviceQuality(dev, site, sum(c.values()), c["poor_quality"]) for (dev, site), c in per.items()]
-    return sorted((d for d in out if d.poor >= min_count and d.rate >= min_rate), key=lambda d: -d.poor)
-
-
-def overdue_bedside(s: Session, now: datetime, site_id: str | None = None) -> list[stays_crud.Overdue]:
-    return stays_crud.overdue(s, now=now, site_id=site_id)
+def in_hospital(at: datetime) -> tuple:
+    """Conditions on InpatientStay: admitted before `at` and not discharged by then."""
+    return (InpatientStay.admitted_at < at,
+            (InpatientStay.discharged_at.is_(None)) | (InpatientStay.discharged_at >= at))
 
 
 # ---- the daily per-site report --------------------------------------------------------------------
@@ -307,14 +276,16 @@ REPORT_COLUMNS = (
     ("site_id", "site"), ("site_name", "site name"), ("verifications", "verifications"),
     *((o, o) for o in OUTCOMES), ("failure_rate", "failure rate"),
     ("bedside_checks", "bedside checks"), ("bedside_confirmed", "bedside confirmed"),
-    ("inpatients", "inpatients now"), ("overdue", "overdue bedside checks"),
+    ("inpatients", "inpatients"), ("overdue", "overdue bedside checks"),
     ("alerts_raised", "alerts raised"), ("cards_retained", "cards retained"),
     ("alerts_resolved", "alerts resolved"), ("alerts_open", "alerts still open"),
 )
 
 
 def daily_report(s: Session, start: datetime, end: datetime, now: datetime) -> list[dict]:
-    """One row per site for the period [start, end); overdue and open counts are as of `now`."""
+    """One row per site for the period [start, end); inpatients, overdue and open counts are as of
+    the period's end (or `now`, for the period still running): a past day shows as it was."""
+    as_of = min(end, now)
     names = site_names(s)
     rows: dict[str, dict] = {}
 
@@ -337,10 +308,10 @@ def daily_report(s: Session, start: datetime, end: datetime, now: datetime) -> l
         row(site)["bedside_checks"] += n
         if outcome in stays_crud.BEDSIDE_OK:
             row(site)["bedside_confirmed"] += n
-    for site, n in s.execute(select(InpatientStay.site_id, func.count()).where(InpatientStay.discharged_at.is_(None))
+    for site, n in s.execute(select(InpatientStay.site_id, func.count()).where(*in_hospital(as_of))
                              .group_by(InpatientStay.site_id)):
         row(site)["inpatients"] = n
-    for o in overdue_bedside(s, now):
+    for o in overdue_bedside(s, as_of):
         row(o.stay.site_id)["overdue"] += 1
     for a in s.scalars(select(Alert).where(Alert.raised_at >= start, Alert.raised_at < end)):
         r = row(a.site_id or "-")
@@ -350,8 +321,8 @@ def daily_report(s: Session, start: datetime, end: datetime, now: datetime) -> l
                                                                        Alert.resolved_at < end)
                              .group_by(Alert.site_id)):
         row(site or "-")["alerts_resolved"] = n
-    for site, n in s.execute(select(Alert.site_id, func.count()).where(Alert.status != AlertStatus.RESOLVED)
-                             .group_by(Alert.site_id)):
+    still_open = (Alert.raised_at < as_of) & (Alert.resolved_at.is_(None) | (Alert.resolved_at >= as_of))
+    for site, n in s.execute(select(Alert.site_id, func.count()).where(still_open).group_by(Alert.site_id)):
         row(site or "-")["alerts_open"] = n
     for r in rows.values():
         r["failure_rate"] = round((r["verifications"] - r["match"] - r["delegate_match"]) / r["verifications"], 4) \

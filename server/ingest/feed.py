@@ -7,13 +7,10 @@ seen version V never misses a change below V. Template bytes are not copied into
 'add' whose template was purged later (consent withdrawn) is skipped, the later 'revoke' follows.
 
 After a commit that appended changes, `TemplatesChanged(version)` is published retained on each
-device's templates topic (see FeedNotifier; the Database calls it from an after_commit hook).
+device's templates topic (server/ingest/notifier.py; the Database calls it from an after_commit hook).
 """
 
 from __future__ import annotations
-
-import logging
-from collections.abc import Callable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -30,8 +27,6 @@ from fpverify.server.models import (
     utcnow,
 )
 
-log = logging.getLogger(__name__)
-
 
 def current_version(s: Session) -> int:
     return int(s.scalar(select(Counter.value).where(Counter.name == "feed")) or 0)
@@ -47,6 +42,13 @@ def append(s: Session, op: str, card_number: str, template_id: str | None = None
                      site_id=site_id, at=utcnow()))
     s.info["feed_version"] = version
     return version
+
+
+def note_pull(device: Device, since: int) -> None:
+    """A pull says which version the station's cache holds (`since`): keep it as its live cache
+    version (DeviceStatus reports it only at connect). Telemetry, like presence: not audited."""
+    device.cache_version = since
+    device.last_seen = max(filter(None, [device.last_seen, utcnow()]))
 
 
 def build_feed(s: Session, device: Device, since: int, limit: int) -> wire.TemplateFeed:
@@ -91,29 +93,3 @@ def build_feed(s: Session, device: Device, since: int, limit: int) -> wire.Templ
 
 def card_statuses(s: Session) -> dict[str, str]:
     return dict(s.execute(select(CardHolder.card_number, CardHolder.status)).all())
-
-
-Publish = Callable[[str, bytes, int, bool], object]  # (topic, payload, qos, retain)
-
-
-class FeedNotifier:
-    """Publishes TemplatesChanged(version) retained on every enabled device's templates topic."""
-
-    def __init__(self, sessionmaker, publish: Publish):
-        self.sessionmaker = sessionmaker
-        self.publish = publish
-        self.last_published: int | None = None
-
-    def notify(self, version: int | None = None) -> int:
-        with self.sessionmaker() as s:
-            if version is None:
-                version = current_version(s)
-            device_ids = list(s.scalars(select(Device.id).where(Device.disabled.is_(False))))
-        payload = wire.TemplatesChanged(version=version).model_dump_json().encode("utf-8")
-        for device_id in device_ids:
-            try:
-                self.publish(wire.Topics(device_id).templates_notify, payload, 1, True)
-            except Exception:  # a broker hiccup must not fail the API request that committed
-                log.exception("publishing TemplatesChanged to %s failed", device_id)
-        self.last_published = version
-        return len(device_ids)

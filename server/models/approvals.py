@@ -1,4 +1,6 @@
-"""Four-eyes approvals for special operations (unblock, delete template, override duplicate)."""
+"""Four-eyes approvals for special operations: on cards and templates (requested by supervisors)
+and on accounts and device feed tokens (requested by sysadmins); a supervisor always gives the
+second approval."""
 
 from __future__ import annotations
 
@@ -15,6 +17,15 @@ class ApprovalAction(enum.StrEnum):
     UNBLOCK_CARD = "unblock_card"  # target: card number
     DELETE_TEMPLATE = "delete_template"  # target: template id
     OVERRIDE_DUPLICATE = "override_duplicate"  # target: enrollment id
+    CREATE_ACCOUNT = "create_account"  # target: new user name, param: role
+    SET_ROLE = "set_role"  # target: user id, param: role
+    RESET_PASSWORD = "reset_password"  # target: user id
+    UNFREEZE_ACCOUNT = "unfreeze_account"  # target: user id
+    DEVICE_TOKEN = "device_token"  # target: device id; its feed token reads card numbers and templates
+
+
+ACCOUNT_ACTIONS = frozenset({ApprovalAction.CREATE_ACCOUNT, ApprovalAction.SET_ROLE, ApprovalAction.RESET_PASSWORD,
+                             ApprovalAction.UNFREEZE_ACCOUNT})
 
 
 class ApprovalStatus(enum.StrEnum):
@@ -24,13 +35,14 @@ class ApprovalStatus(enum.StrEnum):
 
 
 class Approval(Base):
-    """Executes once two different supervisors have approved (the requester counts as one)."""
+    """Executes once two different people have approved (the requester counts as one)."""
 
     __tablename__ = "approvals"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str | None] = mapped_column(String(64), nullable=True)  # e.g. the role to grant
     reason: Mapped[str] = mapped_column(String(1000))
     requested_by: Mapped[str] = mapped_column(String(64))  # username, or "system" for duplicate holds
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

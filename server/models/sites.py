@@ -28,6 +28,7 @@ class Device(Base):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # for good (crud.devices)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Presence from MQTT (retained status + last will) and from results.
     online: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -82,6 +82,10 @@ def _dec(value):
 def dump_rows(engine: Engine) -> Iterator[dict]:
     """Every row of every table, parent tables first, as {"table": name, "row": {...}}."""
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # One snapshot for every table (as pg_dump takes), so a backup of a registry that keeps
+            # ingesting never holds a child row without its parent, nor an audit head without its rows.
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         for table in Base.metadata.sorted_tables:
             pk = list(table.primary_key.columns)
             for row in conn.execute(select(table).order_by(*pk)).mappings():

@@ -9,8 +9,13 @@
         device.crt       client certificate, CN = device id, OU = site
         device.key       its ECDSA P-256 key: TLS client auth and result signing (0600)
         cache.key        32 random bytes (hex) for the SQLCipher store (0600)
-        device.token     the API token for the template feed, when the device was registered (0600)
+        device.token     the API token for the template feed, when registered on the console (0600)
         INSTALL.txt      what goes where on the station (systemd credentials)
+
+The feed token reads card numbers and templates. Registered on the console (the root of trust,
+`--register`), the bundle holds it. Registered through the API, it does not: edge.toml still names
+device.token, and the supervisor who approves the device's `device_token` request receives the
+token (once) and installs it on the station; until then the station cannot sync its cache.
 
 Every file is written 0600. Nothing here is needed by the registry afterwards: the CA keeps the
 certificate (for checking signatures) and the database keeps only the token's hash.
@@ -93,11 +98,17 @@ On the station, as root:
   install -d -m 700 -o fpverify -g fpverify /etc/fpverify
   cp -p edge.toml ca.pem device.crt device.key cache.key {token} /etc/fpverify/
   chown fpverify:fpverify /etc/fpverify/*
-  systemctl enable --now fpverify-edge   (firmware_cfg/fpverify-edge.service)
+{token_step}  systemctl enable --now fpverify-edge   (firmware_cfg/fpverify-edge.service)
 
 The unit's LoadCredential= lines read cache.key and device.token from there; the key files stay
 0600. Lost or stolen station: `fpverify server pki revoke --device {device_id}`, then reload the
 broker (it re-reads crl.pem) -- the registry refuses the station's results at once.
+"""
+
+
+TOKEN_STEP = """  The feed token is not in this bundle: the supervisor who approved the device's access
+  (POST /approvals/ID/approve, answer field device_token) enters it here, once:
+    install -m 600 -o fpverify -g fpverify /dev/stdin /etc/fpverify/device.token   (paste, Ctrl-D)
 """
 
 
@@ -109,7 +120,8 @@ def provision_device(ca_dir: str | os.PathLike, site: str, name: str, out_dir: s
     """Issue the station's identity and write its bundle; returns where everything is.
 
     `name` is the device id (certificate CN, MQTT user name and client id, topic segment).
-    `device_token`: the API token from registering the device (server.crud.devices.create_device).
+    `device_token`: the feed token from registering the device on the console
+    (server.crud.devices.create_device); None for a device whose token a supervisor approves.
     """
     check_device_id(name)
     if purpose not in PURPOSES:
@@ -132,11 +144,13 @@ def provision_device(ca_dir: str | os.PathLike, site: str, name: str, out_dir: s
     if device_token:
         token_path = folder / "device.token"
         write_private(token_path, device_token.encode() + b"\n")
+    feed = token_path is not None or registry_url is not None
     write_private(paths["edge.toml"], edge_config(name, site, registry_url, broker_host, broker_port, purpose,
-                                                  mqtt_version, cache_path, with_token=token_path is not None).encode())
+                                                  mqtt_version, cache_path, with_token=feed).encode())
     write_private(folder / "INSTALL.txt", INSTALL.format(
         device_id=name, site=site, serial=cert.serial_number, not_after=cert.not_valid_after_utc.date(),
-        token="device.token" if token_path else "").encode())
+        token="device.token" if token_path else "",
+        token_step=TOKEN_STEP if feed and token_path is None else "").encode())
     return Bundle(device_id=name, site=site, folder=folder, config_path=paths["edge.toml"], ca_path=paths["ca.pem"],
                   cert_path=paths["device.crt"], key_path=paths["device.key"], cache_key_path=paths["cache.key"],
                   token_path=token_path, serial=cert.serial_number)

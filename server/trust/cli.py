@@ -37,17 +37,24 @@ def provision_device_cmd(
         purpose: str = typer.Option("registration", "--purpose"),
         mqtt_version: str = typer.Option("5", "--mqtt-version"),
         register: bool = typer.Option(True, "--register/--no-register",
-                                      help="also register the device in the database and bundle its API token"),
+                                      help="also register the device in the database and bundle its feed token "
+                                           "(console: no approval); --no-register for a device registered "
+                                           "through the API, whose token the approving supervisor installs"),
         replace: bool = typer.Option(False, "--replace", help="re-provision: revoke the device's old certificate"),
         database_url: str = typer.Option(None, "--database-url", help="overrides FPVERIFY_DATABASE_URL")) -> None:
-    """Make a station's key pair, certificate, config and credentials bundle."""
+    """Make a station's key pair, certificate, config and credentials bundle.
+
+    With --register (the default) the device's feed token is issued at once and bundled: like
+    create-user, the console is the root of trust (audited as "console"). With --no-register the
+    bundle has no token; the device is registered through the API and its token comes from the
+    supervisor who approves the `device_token` request (docs/server.md)."""
     from fpverify.server.ops.provision import provision_device
     from fpverify.server.trust.pki import PKIError
 
     token = None
     if register:
         from fpverify.server.core.config import get_settings
-        from fpverify.server.crud import devices
+        from fpverify.server.crud import devices, users
         from fpverify.server.crud.errors import DomainError
         from fpverify.server.db import Database
         from fpverify.server.models import Device
@@ -57,9 +64,9 @@ def provision_device_cmd(
         with db.session() as s:
             try:
                 if replace and s.get(Device, name) is not None:
-                    _dev, token = devices.rotate_token(s, "cli", name)
+                    _dev, token = devices.rotate_token(s, users.CONSOLE, name)
                 else:
-                    _dev, token = devices.create_device(s, "cli", site, name, None, create_site_if_missing=True)
+                    _dev, token = devices.create_device(s, users.CONSOLE, site, name, None, create_site_if_missing=True)
                 bundle = provision_device(_ca_dir(ca_dir), site, name, out, registry_url, broker_host, broker_port,
                                           device_token=token, purpose=purpose, mqtt_version=mqtt_version,
                                           replace=replace)

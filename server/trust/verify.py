@@ -1,13 +1,16 @@
 """Checking signed results at the registry: right key, not revoked, not a replay.
 
-`ResultVerifier.check(result, topic)` returns None (accept) or a `Rejection` with a machine code,
-the alert kind it deserves and a human reason; `verifier(result, topic)` returns just the reason,
-which is the hook `server.ingest.IngestWorker(verifier=...)` takes (it dead-letters the message
-with "rejected: <reason>"). An optional `on_reject` callback raises the alert (see `AlertSink`).
+`ResultVerifier.check(result, topic, ledger)` returns None (accept) or a `Rejection` with a machine
+code, the alert kind it deserves and a human reason. The ingest batch writer
+(server/ingest/writer.py) calls it with a `SessionLedger` on its own transaction, dead-letters a
+rejected message with "rejected: <reason>" and raises the alert in that same transaction: one
+writer, so SQLite never waits on itself, and counter state is only ever what was committed with
+an accepted result. `registry_verifier(settings)` is the production wiring.
 
 Checks, in order:
 1. the topic names the same device as the result (the broker's ACL already ties topics to CNs);
-2. the result is signed (unless `require_signature=False`, for stations not yet provisioned);
+2. the result is signed (unless `require_signature=False`: the registry's demo and development
+   modes, see `registry_verifier`);
 3. the device has a certificate issued by our CA that is not revoked and was valid when the
    result was captured (`DeviceKeys`); its site (OU) is the result's site;
 4. the ECDSA signature over `edge.wire.signing_payload(result)` verifies;
@@ -19,6 +22,7 @@ Checks, in order:
    a result the broker refused for a moment while later ones got through), because rejecting a
    genuine late result would hide it, which is worse than accepting it: its counter is still
    unique, so nothing can be replayed inside the window.
+A message that fails any check never reaches the ledger, so it cannot move a device's counter.
 """
 
 from __future__ import annotations
@@ -27,9 +31,7 @@ import base64
 import datetime as dt
 import logging
 import threading
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +135,11 @@ class StaticKeys:
 class CounterLedger(Protocol):
     def lookup(self, device_id: str, counter: int) -> uuid.UUID | None: ...
     def highest(self, device_id: str) -> int | None: ...
+    def record(self, device_id: str, counter: int, result_id: uuid.UUID) -> None: ...
 
 
 class MemoryLedger:
-    """Counters accepted so far, in memory (tests; and the recent-accepts layer of SqlLedger)."""
+    """Counters accepted so far, in memory (a verifier used on its own, e.g. in tests)."""
 
     def __init__(self) -> None:
         self.used: dict[tuple[str, int], uuid.UUID] = {}
@@ -154,53 +157,43 @@ class MemoryLedger:
             self.top[device_id] = counter
 
 
-class SqlLedger:
-    """Counters of stored results (verification_results.counter), plus the ones accepted in this
-    process but perhaps not committed yet (the ingest worker commits in batches)."""
+class SessionLedger:
+    """Counters of stored *signed* results, read through the ingest batch's own session, plus the
+    ones accepted earlier in the same batch. It lives and dies with that transaction: nothing a
+    rolled-back or rejected message did survives, and every registry process reads the same state.
+    Unsigned rows (demo/development mode) never count: an unverified counter must not advance one."""
 
-    def __init__(self, sessionmaker, recent: int = 100_000) -> None:
-        self.sessionmaker = sessionmaker
-        self._recent: OrderedDict[tuple[str, int], uuid.UUID] = OrderedDict()
-        self._recent_max = recent
-        self._top: dict[str, int] = {}
-        self._lock = threading.Lock()
+    def __init__(self, session) -> None:
+        self.s = session
+        self.used: dict[tuple[str, int], uuid.UUID] = {}
+        self.top: dict[str, int | None] = {}
 
     def lookup(self, device_id: str, counter: int) -> uuid.UUID | None:
-        with self._lock:
-            hit = self._recent.get((device_id, counter))
+        hit = self.used.get((device_id, counter))
         if hit is not None:
             return hit
         from sqlalchemy import select
 
-        from fpverify.server.models import VerificationRecord
+        from fpverify.server.models import VerificationRecord as VR
 
-        with self.sessionmaker() as s:
-            return s.scalar(select(VerificationRecord.result_id).where(
-                VerificationRecord.device_id == device_id, VerificationRecord.counter == counter).limit(1))
+        return self.s.scalar(select(VR.result_id).where(
+            VR.device_id == device_id, VR.counter == counter, VR.signature.is_not(None)).limit(1))
 
     def highest(self, device_id: str) -> int | None:
-        with self._lock:
-            if device_id in self._top:
-                return self._top[device_id]
-        from sqlalchemy import func, select
+        if device_id not in self.top:
+            from sqlalchemy import func, select
 
-        from fpverify.server.models import VerificationRecord
+            from fpverify.server.models import VerificationRecord as VR
 
-        with self.sessionmaker() as s:
-            top = s.scalar(select(func.max(VerificationRecord.counter)).where(
-                VerificationRecord.device_id == device_id))
-        with self._lock:
-            if top is not None:
-                self._top[device_id] = max(top, self._top.get(device_id, -1))
-            return self._top.get(device_id)
+            self.top[device_id] = self.s.scalar(select(func.max(VR.counter)).where(
+                VR.device_id == device_id, VR.signature.is_not(None)))
+        return self.top[device_id]
 
     def record(self, device_id: str, counter: int, result_id: uuid.UUID) -> None:
-        with self._lock:
-            self._recent[(device_id, counter)] = result_id
-            if len(self._recent) > self._recent_max:
-                self._recent.popitem(last=False)
-            if counter > self._top.get(device_id, -1):
-                self._top[device_id] = counter
+        self.used[(device_id, counter)] = result_id
+        top = self.highest(device_id)
+        if top is None or counter > top:
+            self.top[device_id] = counter
 
 
 RejectCallback = Callable[[Rejection, wire.VerificationResult, str | None], None]
@@ -234,19 +227,20 @@ class ResultVerifier:
         self.rejected: dict[str, int] = {}
 
     @classmethod
-    def for_registry(cls, ca_dir: str | Path, sessionmaker, window: int = DEFAULT_WINDOW,
-                     require_signature: bool = True, alerts: bool = True) -> ResultVerifier:
-        """The production wiring: certificates from the CA folder, counters from the database,
-        alerts into the alerts table."""
-        return cls(CAKeys(ca_dir), SqlLedger(sessionmaker), window=window, require_signature=require_signature,
-                   on_reject=AlertSink(sessionmaker) if alerts else None)
+    def for_registry(cls, ca_dir: str | Path, window: int = DEFAULT_WINDOW,
+                     require_signature: bool = True) -> ResultVerifier:
+        """Certificates from the CA folder; the ingest writer passes the ledger of its transaction."""
+        return cls(CAKeys(ca_dir), window=window, require_signature=require_signature)
 
     def __call__(self, result: wire.VerificationResult, topic: str | None = None) -> str | None:
         rej = self.check(result, topic)
         return None if rej is None else str(rej)
 
-    def check(self, result: wire.VerificationResult, topic: str | None = None) -> Rejection | None:
-        rej = self._check(result, topic)
+    def check(self, result: wire.VerificationResult, topic: str | None = None,
+              ledger: CounterLedger | None = None) -> Rejection | None:
+        """None to accept, else why not. `ledger` (default: this verifier's own) is where counters
+        are looked up and where an accepted one is recorded."""
+        rej = self._check(result, topic, self.ledger if ledger is None else ledger)
         if rej is not None:
             self.rejected[rej.code] = self.rejected.get(rej.code, 0) + 1
             log.warning("rejected result %s from %s: %s", result.result_id, result.device_id, rej)
@@ -257,7 +251,7 @@ class ResultVerifier:
                     log.exception("could not raise the alert for a rejected result")
         return rej
 
-    def _check(self, r: wire.VerificationResult, topic: str | None) -> Rejection | None:
+    def _check(self, r: wire.VerificationResult, topic: str | None, ledger: CounterLedger) -> Rejection | None:
         if topic is not None and wire.Topics.device_of(topic) != r.device_id:
             return Rejection("topic_mismatch", f"result of {r.device_id!r} published on {topic[:200]!r}")
         if r.signature is None:
@@ -287,45 +281,30 @@ class ResultVerifier:
         if site is not None and site != r.site_id:
             return Rejection("wrong_site", f"result says site {r.site_id!r}; the device belongs to {site!r}")
         with self._lock:
-            used = self.ledger.lookup(r.device_id, r.counter)
+            used = ledger.lookup(r.device_id, r.counter)
             if used is not None:
                 if used == r.result_id:
                     return None  # the same result delivered again: the insert drops it
                 return Rejection("counter_reuse", f"counter {r.counter} already used by result {used} "
                                                   "(cloned key, restored station store or forgery)")
-            top = self.ledger.highest(r.device_id)
+            top = ledger.highest(r.device_id)
             if top is not None and r.counter <= top - self.window:
                 return Rejection("replay", f"counter {r.counter} is not above the last accepted {top}"
                                  + (f" minus the window {self.window}" if self.window else ""))
-            record = getattr(self.ledger, "record", None)
-            if record is not None:
-                record(r.device_id, r.counter, r.result_id)
+            ledger.record(r.device_id, r.counter, r.result_id)
         return None
 
 
-class AlertSink:
-    """on_reject callback: one alert row per (device, kind) per `quiet_s`, so a flood of forged
-    messages gives the office one alert to act on (each message is still dead-lettered)."""
-
-    def __init__(self, sessionmaker, quiet_s: float = 60.0) -> None:
-        self.sessionmaker = sessionmaker
-        self.quiet_s = quiet_s
-        self._last: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, rej: Rejection, result: wire.VerificationResult, topic: str | None) -> None:
-        key = (result.device_id, rej.alert_kind)
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(key, -1e18) < self.quiet_s:
-                return
-            self._last[key] = now
-        from fpverify.server.models import Alert, AlertStatus, utcnow
-
-        with self.sessionmaker() as s:
-            # result_id stays empty: the claimed id is not trustworthy and may belong to a real result
-            s.add(Alert(kind=rej.alert_kind, result_id=None, card_number=result.card_number,
-                        device_id=result.device_id, site_id=result.site_id, card_retained=False,
-                        raised_at=utcnow(), status=AlertStatus.OPEN,
-                        comment=f"{rej} (claimed result_id {result.result_id}, counter {result.counter})"[:2000]))
-            s.commit()
+def registry_verifier(settings) -> ResultVerifier | None:
+    """The verifier the registry's settings call for. Production (`mode`) requires signed results:
+    with no CA folder configured nothing can be verified, so every result is refused (and said so
+    at start-up) rather than accepted unchecked. Demo and development accept unsigned results and
+    still check signed ones when a CA folder is given; with none, there is nothing to check."""
+    required = not settings.relaxed  # production
+    if settings.ca_dir is not None:
+        return ResultVerifier.for_registry(settings.ca_dir, settings.replay_window, require_signature=required)
+    if required:
+        log.error("mode=production requires signed results but FPVERIFY_CA_DIR is not set: every result "
+                  "will be dead-lettered. Set FPVERIFY_CA_DIR, or FPVERIFY_MODE=development for unsigned tests.")
+        return ResultVerifier(StaticKeys(), require_signature=True)
+    return None

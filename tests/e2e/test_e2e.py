@@ -12,9 +12,13 @@ import sys
 from collections import Counter
 
 import httpx
+import pytest
 
-from fpverify.demo import PASSWORDS, Demo
-from tests.conftest import ROOT
+from fpverify.demo.cast import PASSWORDS
+from fpverify.demo.system import Demo
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # the whole system end to end, and the demo as a subprocess
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -31,8 +35,8 @@ def test_n_verifications_reach_api_and_dashboard_exactly_once(tmp_path, pg_url, 
     demo = Demo(tmp_path, holders=8, database_url=pg_url, external_broker=(mosquitto.port, "5"))
     try:
         demo.start()
-        h = demo.cast["holders"]
-        dele, impostor = demo.cast["delegate"], demo.cast["impostor"]
+        h = demo.cast.holders
+        dele, impostor = demo.cast.delegate, demo.cast.impostor
         demo.enroll_all([h[0], h[1], h[2], dele])
         for st in demo.stations.values():
             for p in (h[0], h[1], h[2]):
@@ -42,7 +46,7 @@ def test_n_verifications_reach_api_and_dashboard_exactly_once(tmp_path, pg_url, 
                 ("pharmacy", impostor, h[0].card, False), ("desk", h[1], None, True),
                 ("pharmacy", dele, h[2].card, False), ("desk", h[2], None, False), ("ward", h[0], None, False),
                 ("desk", impostor, h[1].card, False), ("pharmacy", h[0], None, False),
-                ("desk", demo.cast["unenrolled"], None, False), ("ward", h[1], None, False)]
+                ("desk", demo.cast.unenrolled, None, False), ("ward", h[1], None, False)]
         # The pharmacy loses its network in the middle: its results wait in the outbox.
         made = []
         for i, (station, person, card, poor) in enumerate(plan):

@@ -1,10 +1,10 @@
-"""Helpers for the station tests: a results subscriber, configs, feeds."""
+"""Helpers for the station tests: a results subscriber, configs, feeds, synthetic fingers."""
 
 from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -125,3 +125,36 @@ def feed(since: int, changes: list, version: int | None = None, more: bool = Fal
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+HOLDER, DELEGATE, STRANGER = 38, 36, 45  # synthetic finger seeds: strong self-agreement, far apart
+
+
+def sensor_fingers() -> dict[int, list]:
+    """Four impressions of each of the three synthetic fingers, cropped to the sensor like a capture."""
+    from fpverify.edge.sensor.simulator import fit_to_sensor
+    from fpverify.matcher import synth
+
+    out = {}
+    for seed in (HOLDER, DELEGATE, STRANGER):
+        master = synth.generate_finger(seed)
+        out[seed] = [fit_to_sensor(synth.impression(master, k)[0]) for k in range(4)]
+    return out
+
+
+def enrolled_feed(fingers: dict[int, list]) -> TemplateFeed:
+    """CARD0042: the holder's finger 2 (three presses) and delegate son-01's finger 7; CARD0043 blocked."""
+    from fpverify import matcher
+    from fpverify.edge.cache import CardStatus
+
+    changes = []
+    for k in range(3):
+        changes.append(template_add(len(changes) + 1, f"h{k}", "CARD0042", matcher.extract(fingers[HOLDER][k]).to_bytes(),
+                                    finger=2))
+    for k in range(3):
+        changes.append(template_add(len(changes) + 1, f"d{k}", "CARD0042",
+                                    matcher.extract(fingers[DELEGATE][k]).to_bytes(), role="delegate",
+                                    delegate_id="son-01", valid_until=now() + timedelta(days=30), finger=7))
+    changes.append(template_add(len(changes) + 1, "x0", "CARD0043", matcher.extract(fingers[STRANGER][0]).to_bytes()))
+    changes.append(CardStatus(version=len(changes) + 1, card_number="CARD0043", status="blocked"))
+    return feed(0, changes)

@@ -12,7 +12,6 @@ from fpverify.edge.wire import EnrollmentUpload
 from fpverify.edge.workflow import Engine
 from tests.edge.helpers import write_config
 from tests.edge.registry_stub_server import RegistryServer
-from tests.edge.test_workflow import _matcher_ready
 
 
 @pytest.fixture
@@ -32,12 +31,11 @@ def impressions():
 
 
 def make(tmp_path, registry, sim):
-    matcher = _matcher_ready()
     cfg = load_config(write_config(tmp_path / "st", registry_url=registry.url, sensor_port=sim.path,
                                    extra="capture_wait_s = 5"))
     driver = SensorDriver(sim.path, timeout_s=1.0)
     driver.open()
-    return cfg, Enroller(cfg, Engine(cfg.station.threshold, matcher), driver, min_quality=20), driver
+    return cfg, Enroller(cfg, Engine.for_station(cfg.station), driver, min_quality=20), driver
 
 
 def test_enrollment_uploads_templates_with_consent(tmp_path, registry, impressions):

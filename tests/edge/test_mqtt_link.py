@@ -83,6 +83,7 @@ def test_results_reach_the_broker_and_leave_the_outbox(tmp_path, mosquitto):
     store.close()
 
 
+@pytest.mark.slow
 def test_100_results_with_the_broker_stopped_then_started(tmp_path, mosquitto_factory):
     """Offline-first: the broker goes away, 100 desk checks happen, it comes back: exactly 100 arrive.
 

@@ -11,14 +11,17 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fpverify.edge.cache import CardStatus, Store, parse_key
 from fpverify.edge.config import load_config
 from fpverify.edge.outbox import Outbox
 from fpverify.edge.workflow import Verifier
-from tests.conftest import ROOT
 from tests.edge.helpers import Subscriber, feed, write_config
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.slow  # SIGKILL of a real station process mid-publish (fault injection)
 
 TOTAL = 2000
 KILL_AFTER = 200

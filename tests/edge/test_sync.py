@@ -99,7 +99,7 @@ def test_malformed_update_is_rejected_whole(tmp_path, registry, real_templates, 
 
 
 def test_unreachable_registry_is_a_clear_error(tmp_path):
-    from tests.services import free_port
+    from fpverify.services import free_port
 
     with Store.open(tmp_path / "s.db", new_key()) as store:
         sync = TemplateSync(RegistrySection(url=f"http://127.0.0.1:{free_port()}", timeout_s=2), "desk-01", store,

@@ -40,7 +40,7 @@ def result(**kw) -> dict:
 
 
 def test_result_roundtrip_and_rejections():
-    r = VerificationResult.model_validate_json(json.dumps(result(score=41.5, threshold=30.0)))
+    r = VerificationResult.model_validate_json(json.dumps(result(score=0.415, threshold=0.1788)))
     assert VerificationResult.model_validate_json(r.model_dump_json()) == r
     bad = [
         result(extra_field=1),                       # unknown fields are refused, not ignored
@@ -49,6 +49,7 @@ def test_result_roundtrip_and_rejections():
         result(captured_at="2025-01-01T00:00:00"),    # no time zone
         result(outcome="maybe"),
         result(score=float("nan")),
+        result(score=1.5),                            # off the matcher's 0..1 scale
         result(outcome="delegate_match"),             # the delegate must be named
     ]
     for payload in bad:

@@ -4,43 +4,22 @@ the encrypted cache, the outbox and a real Mosquitto."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import numpy as np
 import pytest
 
-from fpverify.edge.cache import CardStatus
 from fpverify.edge.config import load_config
 from fpverify.edge.station import Station
 from fpverify.edge.wire import Outcome
 from fpverify.edge.workflow import MESSAGES
-from tests.edge.helpers import Subscriber, feed, now, template_add, write_config
-
-HOLDER, DELEGATE, STRANGER = 38, 36, 45  # synthetic finger seeds: strong self-agreement, far apart
-
-
-def _matcher_ready(calibrated: bool = True):
-    import importlib.util
-
-    from fpverify import matcher
-    if importlib.util.find_spec("fpverify.matcher.quality") is None:
-        pytest.skip("matcher.quality is not there yet (matcher engineers)")
-    if calibrated and not any(matcher.THRESHOLDS.values()):
-        pytest.skip("matcher.THRESHOLDS are still uncalibrated placeholders (0.0)")
-    return matcher
-
-
-@pytest.fixture(scope="module")
-def fingers():
-    """Impressions of three synthetic fingers, cropped to the sensor like a real capture."""
-    from fpverify.edge.sensor.simulator import fit_to_sensor
-    from fpverify.matcher import synth
-
-    out = {}
-    for seed in (HOLDER, DELEGATE, STRANGER):
-        master = synth.generate_finger(seed)
-        out[seed] = [fit_to_sensor(synth.impression(master, k)[0]) for k in range(4)]
-    return out
+from tests.edge.helpers import (
+    DELEGATE,
+    HOLDER,
+    STRANGER,
+    Subscriber,
+    enrolled_feed,
+    write_config,
+)
 
 
 class ListDisplay:
@@ -55,22 +34,7 @@ class ListDisplay:
         self.shown.append((result.outcome.value, message))
 
 
-def enrolled_feed(matcher, fingers):
-    changes = []
-    for k in range(3):
-        changes.append(template_add(len(changes) + 1, f"h{k}", "CARD0042", matcher.extract(fingers[HOLDER][k]).to_bytes(),
-                                    finger=2))
-    for k in range(3):
-        changes.append(template_add(len(changes) + 1, f"d{k}", "CARD0042",
-                                    matcher.extract(fingers[DELEGATE][k]).to_bytes(), role="delegate",
-                                    delegate_id="son-01", valid_until=now() + timedelta(days=30), finger=7))
-    changes.append(template_add(len(changes) + 1, "x0", "CARD0043", matcher.extract(fingers[STRANGER][0]).to_bytes()))
-    changes.append(CardStatus(version=len(changes) + 1, card_number="CARD0043", status="blocked"))
-    return feed(0, changes)
-
-
 def test_desk_checks_through_the_simulated_sensor(tmp_path, mosquitto, fingers):
-    matcher = _matcher_ready()
     from fpverify.edge.sensor.simulator import SimulatedSensor
 
     with SimulatedSensor() as sim:
@@ -80,7 +44,7 @@ def test_desk_checks_through_the_simulated_sensor(tmp_path, mosquitto, fingers):
         sub = Subscriber(mosquitto.host, mosquitto.port)
         assert sub.subscribed.wait(10)
         station = Station(cfg, display=display, sync=False)
-        station.store.apply_feed(enrolled_feed(matcher, fingers))
+        station.store.apply_feed(enrolled_feed(fingers))
         station.start()
         try:
             cases = [("CARD0042", fingers[HOLDER][3], Outcome.MATCH),
@@ -110,14 +74,14 @@ def test_desk_checks_through_the_simulated_sensor(tmp_path, mosquitto, fingers):
             sub.close()
 
 
+@pytest.mark.slow
 def test_silent_sensor_gives_sensor_error_then_recovers(tmp_path, fingers):
-    matcher = _matcher_ready(calibrated=False)  # about the sensor, not about the decision
     from fpverify.edge.sensor.simulator import SimulatedSensor
 
     with SimulatedSensor() as sim:
         cfg = load_config(write_config(tmp_path / "st", sensor_port=sim.path, extra="capture_wait_s = 5"))
         station = Station(cfg, display=ListDisplay(), sync=False, mqtt=False)
-        station.store.apply_feed(enrolled_feed(matcher, fingers))
+        station.store.apply_feed(enrolled_feed(fingers))
         station.start()
         try:
             sim.place_finger(fingers[HOLDER][3])
@@ -140,7 +104,6 @@ def test_silent_sensor_gives_sensor_error_then_recovers(tmp_path, fingers):
 
 
 def test_poor_quality_retries_then_records(tmp_path, fingers):
-    matcher = _matcher_ready(calibrated=False)
     from fpverify.edge.sensor.simulator import SimulatedSensor
 
     rng = np.random.default_rng(0)
@@ -149,7 +112,7 @@ def test_poor_quality_retries_then_records(tmp_path, fingers):
         cfg = load_config(write_config(tmp_path / "st", sensor_port=sim.path, extra="capture_wait_s = 5"))
         display = ListDisplay()
         station = Station(cfg, display=display, sync=False, mqtt=False)
-        station.store.apply_feed(enrolled_feed(matcher, fingers))
+        station.store.apply_feed(enrolled_feed(fingers))
         station.start()
         try:
             sim.place_finger(smudge)
@@ -161,10 +124,9 @@ def test_poor_quality_retries_then_records(tmp_path, fingers):
 
 
 def test_verify_image_matches_without_the_serial_line(tmp_path, fingers):
-    matcher = _matcher_ready()
     cfg = load_config(write_config(tmp_path / "st"))
     station = Station(cfg, sensor=None, sync=False, mqtt=False)
-    station.store.apply_feed(enrolled_feed(matcher, fingers))
+    station.store.apply_feed(enrolled_feed(fingers))
     try:
         v = station.verifier
         assert v.verify_image("CARD0042", fingers[HOLDER][3]).outcome == Outcome.MATCH

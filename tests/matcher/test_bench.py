@@ -8,9 +8,9 @@ import pytest
 from fpverify.bench import accuracy, datasets
 
 
+@pytest.mark.slow
 @pytest.mark.datasets
 def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
-    pytest.importorskip("fpverify.matcher.features")
     name = "fvc2002_db1_b"
     res = accuracy.run(datasets_dir, [name], "native", tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
@@ -34,16 +34,18 @@ def test_accuracy_bench_on_one_set(datasets_dir, tmp_path):
     assert set(thresholds["points"]) == {"fmr_1e-2", "fmr_1e-3", "fmr_1e-4"}
 
 
+@pytest.mark.slow
 @pytest.mark.datasets
 def test_accuracy_bench_marks_sets_the_network_saw(datasets_dir, tmp_path):
     """FVC2000 is in the shipped network's training data: its row is flagged, the classical one not."""
+    from fpverify.matcher.detectors import SkeletonDetector
     from fpverify.matcher.params import ExtractionParams
 
     name = "fvc2000_db4_b"
     res = accuracy.run(datasets_dir, [name], "native", tmp_path)
     assert res["sets"][name]["seen_in_training"] is True
     assert f"{name} †" in (tmp_path / "report.md").read_text()
-    res = accuracy.run(datasets_dir, [name], "native", tmp_path / "skeleton", extraction=ExtractionParams(detector="skeleton"))
+    res = accuracy.run(datasets_dir, [name], "native", tmp_path / "skeleton", extraction=ExtractionParams(detector=SkeletonDetector()))
     assert res["sets"][name]["seen_in_training"] is False and res["extractor"] == {"detector": "skeleton"}
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fpverify.matcher.features import STAGES, Features, extract_features
+from fpverify.matcher.features import Features, extract_features, stages
 from fpverify.matcher.params import ExtractionParams
 
 DPI = {"fvc2002_db2_b": 569, "fvc2004_db3_b": 512}
@@ -131,7 +131,7 @@ def test_debug_hook_sees_every_stage(datasets_dir):
     img = load(datasets_dir, "fvc2000_db2_b/101_1")
     seen: dict[str, np.ndarray] = {}
     f = extract_features(img, debug=lambda name, im: seen.__setitem__(name, im))
-    assert list(seen) == list(STAGES[ExtractionParams().detector])
+    assert list(seen) == list(stages(ExtractionParams().detector))
     for name, im in seen.items():
         assert im.dtype == np.uint8, name
         assert im.shape[:2] == f.shape, name

@@ -7,6 +7,7 @@ import pytest
 
 from fpverify.bench import teacher
 from fpverify.matcher import learned, synth
+from fpverify.matcher.detectors import FusedDetector, LearnedDetector, SkeletonDetector
 from fpverify.matcher.features import extract_features
 from fpverify.matcher.params import ExtractionParams
 from fpverify.matcher.segmentation import border_distance
@@ -75,7 +76,7 @@ def test_learned_detector_finds_synthetic_minutiae(seed):
     """Ground truth of synthetic prints (which the network never saw): most minutiae found, few invented,
     directions right."""
     img, truth = synth.impression(synth.generate_finger(seed), 0)
-    for detector in ("learned", "fused"):
+    for detector in (LearnedDetector(), FusedDetector()):
         f = extract_features(img, params=ExtractionParams(detector=detector))
         a = teacher.agreement(f.minutiae.astype(np.float64), truth.astype(np.float64))
         assert a["recall"] > 0.75 and a["precision"] > 0.75 and a["angle_agree"] > 0.9, (detector, a)
@@ -92,19 +93,19 @@ def test_shipped_model_was_not_trained_on_its_held_out_year():
 def test_bad_model_files_are_clear_errors(tmp_path):
     img, _ = synth.impression(synth.generate_finger(3), 0)
     with pytest.raises(ValueError, match="cannot read the minutia model"):
-        extract_features(img, params=ExtractionParams(learned_model=str(tmp_path / "missing.onnx")))
+        extract_features(img, params=ExtractionParams(detector=FusedDetector(model=str(tmp_path / "missing.onnx"))))
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model at all")
     with pytest.raises(ValueError, match="not a usable minutia model"):
-        extract_features(img, params=ExtractionParams(learned_model=str(junk)))
+        extract_features(img, params=ExtractionParams(detector=LearnedDetector(model=str(junk))))
     with pytest.raises(ValueError, match="unknown minutia detector"):
         extract_features(img, params=ExtractionParams(detector="magic"))
 
 
 def test_both_detectors_agree_on_a_clean_print():
     img, truth = synth.impression(synth.generate_finger(4), 1)
-    a = extract_features(img, params=ExtractionParams(detector="learned")).minutiae
-    b = extract_features(img, params=ExtractionParams(detector="skeleton")).minutiae
+    a = extract_features(img, params=ExtractionParams(detector=LearnedDetector())).minutiae
+    b = extract_features(img, params=ExtractionParams(detector=SkeletonDetector())).minutiae
     assert teacher.agreement(a.astype(np.float64), b.astype(np.float64))["recall"] > 0.7
 
 
@@ -161,7 +162,7 @@ def test_training_runs_exports_and_loads(tmp_path):
     assert losses and np.isfinite(losses[-1]).all()
     path = tmp_path / "m.onnx"
     tx.export(model, path, {"fpverify.held_out": "none"})
-    params = ExtractionParams(learned_model=str(path))
+    params = ExtractionParams(detector=LearnedDetector(model=str(path)))
     assert learned.model_metadata(str(path))["fpverify.held_out"] == "none"
     f = extract_features(samples and synth.impression(synth.generate_finger(7), 0)[0], params=params)
     assert f.minutiae.shape[1] == 5  # an untrained net may find nothing, but it must run end to end

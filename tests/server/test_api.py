@@ -8,16 +8,17 @@ import uuid
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from fpverify.edge import wire
 from fpverify.server.app import create_app
 from fpverify.server.db import Database
 from fpverify.server.models import Alert, VerificationRecord
 from fpverify.services import BROKER_CONF
-from tests.server.conftest import PASSWORD, auth, make_settings, seed_users, upload_body
+from tests.server.helpers import PASSWORD, auth, make_settings, seed_users, upload_body
 
 P = "/api/v1"
 
@@ -80,19 +81,103 @@ def test_alert_handling_and_freeze(client, tokens, db):
     assert client.post(f"{P}/users/{enr_id}/freeze", headers=auth(tokens["sysadmin"])).json()["frozen"]
     assert client.get(f"{P}/auth/me", headers=auth(tokens["enroller"])).status_code == 401
     r = client.post(f"{P}/auth/login", data={"username": "enroller", "password": PASSWORD})  # form login
-    assert r.status_code == 401 and "frozen" in r.json()["detail"]
+    assert r.status_code == 403 and "frozen" in r.json()["detail"]
     entries = client.get(f"{P}/audit?entity=alert", headers=auth(tokens["auditor"])).json()
     assert [e["action"] for e in entries] == ["alert.acknowledge", "alert.resolve"]
     assert client.get(f"{P}/audit/verify", headers=auth(tokens["auditor"])).json()["ok"]
 
 
-def test_lockout_via_api(client, db):
-    seed_users(db, extra_supervisor=False)
-    for _ in range(3):  # login_max_failures=3 in the test settings
-        assert client.post(f"{P}/auth/login", json={"username": "auditor", "password": "nope"}).status_code == 401
-    r = client.post(f"{P}/auth/login", json={"username": "auditor", "password": PASSWORD})
-    assert r.status_code == 401 and "locked" in r.json()["detail"]
-    assert client.post(f"{P}/auth/login", json={"username": "x"}).status_code == 422
+# ---- logins, as an attacker tries them, on PostgreSQL ---------------------------------------------
+
+def _login(c, username: str, password: str):
+    return c.post(f"{P}/auth/login", json={"username": username, "password": password})
+
+
+def _pg_client(db, address: str):
+    return TestClient(create_app(db.settings, db), client=(address, 40000))
+
+
+def test_one_message_for_every_failure_state_only_after_the_right_password(pg_db):
+    ids = seed_users(pg_db, extra_supervisor=False)
+    with _pg_client(pg_db, "10.1.0.1") as admin, _pg_client(pg_db, "10.1.0.2") as c:
+        token = _login(admin, "sysadmin", PASSWORD).json()["access_token"]
+        admin.post(f"{P}/users/{ids['enroller']}/freeze", headers=auth(token))
+        answers = [_login(c, name, pw) for name, pw in
+                   (("nobody-here", "whatever pw"), ("auditor", "wrong pw"), ("enroller", "wrong pw"))]
+        assert {(r.status_code, r.json()["detail"]) for r in answers} == {(401, "invalid user name or password")}
+        r = _login(c, "enroller", PASSWORD)  # right password: now the state may be told
+        assert r.status_code == 403 and "frozen" in r.json()["detail"]
+        assert _login(c, "x", "").status_code == 422
+
+
+def test_an_attacker_who_knows_a_user_name_cannot_lock_the_user_out(pg_db):
+    seed_users(pg_db, extra_supervisor=False)
+    free = pg_db.settings.login_free_failures
+    with _pg_client(pg_db, "203.0.113.66") as attacker, _pg_client(pg_db, "10.1.0.7") as desk:
+        answers = [_login(attacker, "auditor", f"guess {i}") for i in range(free + 2)]
+        assert [r.status_code for r in answers] == [401] * (free + 1) + [429]
+        assert int(answers[-1].headers["Retry-After"]) >= 1
+        # the attacker is slowed, and learns nothing: an unknown name answers the same way
+        unknown = [_login(attacker, "no-such-user", f"guess {i}") for i in range(free + 2)]
+        assert [r.status_code for r in unknown] == [r.status_code for r in answers]
+        assert unknown[-1].json()["detail"] == answers[-1].json()["detail"].replace(
+            answers[-1].headers["Retry-After"], unknown[-1].headers["Retry-After"])
+        # even the right password is not checked while the delay lasts
+        assert _login(attacker, "auditor", PASSWORD).status_code == 429
+        # the real user at their desk is not affected at all
+        assert _login(desk, "auditor", PASSWORD).status_code == 200
+
+
+def test_per_client_throttle_and_every_login_event_audited(pg_db):
+    from fpverify.server.models import AuditEntry
+
+    seed_users(pg_db, extra_supervisor=False)
+    pg_db.settings.login_client_per_minute = 5
+    with _pg_client(pg_db, "198.51.100.9") as sprayer, _pg_client(pg_db, "10.1.0.8") as desk:
+        codes = [_login(sprayer, f"user{i}", "spray pw").status_code for i in range(5)]
+        r = _login(sprayer, "user99", "spray pw")
+        assert codes == [401] * 5 and r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+        assert _login(sprayer, "auditor", PASSWORD).status_code == 429  # whatever the name
+        assert _login(desk, "auditor", PASSWORD).status_code == 200  # other clients are not throttled
+        for _ in range(pg_db.settings.login_free_failures + 1):  # one more than is free: a delay
+            _login(desk, "supervisor", "wrong pw")
+    with pg_db.session() as s:
+        rows = list(s.scalars(select(AuditEntry).where(AuditEntry.action.like("login%"))))
+    actions = {e.action for e in rows}
+    assert actions == {"login", "login.failed", "login.lockout", "login.throttled"}, actions
+    throttled = [e for e in rows if e.action == "login.throttled"]
+    assert len(throttled) == 2 and all(e.entity_id == "198.51.100.9" for e in throttled)
+    assert any(e.action == "login.failed" and e.actor == "user3" and "unknown user" in e.note for e in rows)
+
+
+def test_delays_grow_per_failure_and_end_with_a_good_login(pg_db):
+    from datetime import timedelta
+
+    from fpverify.server.core import auth as core_auth
+    from fpverify.server.models import LoginThrottle
+
+    seed_users(pg_db, extra_supervisor=False)
+    settings = pg_db.settings
+    at = datetime.now(UTC)
+    with pg_db.session() as s:
+        waits = []
+        for _ in range(settings.login_free_failures + 3):
+            with pytest.raises(core_auth.LoginFailed):
+                core_auth.login(s, settings, "10.9.9.9", "auditor", "wrong pw", now=at)
+            row = s.scalar(select(LoginThrottle).where(LoginThrottle.username == "auditor"))
+            waits.append(0 if row.not_before is None else round((row.not_before - at).total_seconds()))
+            at += timedelta(seconds=waits[-1])  # wait out the delay, then fail again
+        base = settings.login_delay_s
+        assert waits == [0] * settings.login_free_failures + [base, 2 * base, 4 * base], waits
+        at += timedelta(seconds=8 * base)
+        with pytest.raises(core_auth.LoginFailed):  # one more failure: 8 x base, even for the right password
+            core_auth.login(s, settings, "10.9.9.9", "auditor", "wrong pw", now=at)
+        with pytest.raises(core_auth.Throttled) as exc:
+            core_auth.login(s, settings, "10.9.9.9", "auditor", PASSWORD, now=at + timedelta(seconds=8 * base - 1))
+        assert exc.value.retry_after == 1
+        core_auth.login(s, settings, "10.9.9.9", "auditor", PASSWORD, now=at + timedelta(seconds=8 * base))
+        assert s.scalar(select(LoginThrottle).where(LoginThrottle.username == "auditor")) is None  # forgotten
+
 
 
 def test_templates_changed_published_retained(tmp_path, mosquitto_factory):
@@ -134,4 +219,56 @@ def test_templates_changed_published_retained(tmp_path, mosquitto_factory):
         assert wire.TemplatesChanged.model_validate(got[-1][1]).version == 3
         # the first delivery after subscribing is the retained message, already at the current version
         assert got[0][0] and got[0][1]["version"] == 3, got
+    db.dispose()
+
+
+# ---- starting the registry -------------------------------------------------------------------------
+
+def test_registry_refuses_the_development_secret_outside_demo_mode(pg_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fpverify.cli import app as cli_app
+    from fpverify.server.core.config import ConfigError, Settings, get_settings
+
+    with pytest.raises(ConfigError, match="FPVERIFY_NATIONAL_ID_KEY"):
+        create_app(Settings(database_url=pg_url, mqtt_enabled=False))  # production is the default mode
+    for mode in ("demo", "development"):
+        create_app(Settings(database_url=pg_url, mqtt_enabled=False, mode=mode))
+    create_app(Settings(database_url=pg_url, mqtt_enabled=False, national_id_key="a-real-secret-of-our-own"))
+    monkeypatch.setenv("FPVERIFY_DATABASE_URL", pg_url)
+    monkeypatch.delenv("FPVERIFY_NATIONAL_ID_KEY", raising=False)
+    get_settings.cache_clear()
+    try:
+        r = CliRunner().invoke(cli_app, ["server", "run", "--no-ingest"])
+        assert r.exit_code == 2 and "set FPVERIFY_NATIONAL_ID_KEY" in r.output and "Traceback" not in r.output, r.output
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.slow
+def test_unreachable_broker_is_logged_and_retried_until_it_answers(pg_url, mosquitto_factory, caplog):
+    import logging
+    import time
+
+    from fpverify.services import free_port
+
+    caplog.set_level(logging.INFO, logger="fpverify.server.app")
+    port = free_port()
+    settings = make_settings(pg_url, mqtt_port=port, mqtt_client_id="reg-retry")
+    db = Database(settings=settings)
+    db.migrate()
+    app = create_app(settings, db, start_ingest=True)
+
+    def said(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
+
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 30
+        while said("MQTT broker unreachable") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert said(f"MQTT broker unreachable at 127.0.0.1:{port}") >= 2, [r.getMessage() for r in caplog.records]
+        assert c.get(f"{P}/health").status_code == 200  # the API serves meanwhile
+        mosquitto_factory(conf=BROKER_CONF, port=port)  # the broker comes up on the configured port
+        assert app.state.ingest.wait_ready(60)
+        assert said("reached after") == 1
     db.dispose()

@@ -15,7 +15,7 @@ from fpverify.server.crud import devices, holders, users
 from fpverify.server.db import Database
 from fpverify.server.models import VerificationRecord
 from fpverify.server.ops.backup import BackupError, backup, dump_rows, new_key_file, restore
-from tests.server.conftest import make_settings
+from tests.server.helpers import make_settings
 
 KEY = "test-national-id-key"
 

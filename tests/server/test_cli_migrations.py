@@ -11,7 +11,7 @@ from fpverify.server.core.config import get_settings
 from fpverify.server.core.security import token_digest
 from fpverify.server.db import Database
 from fpverify.server.models import Base, Device
-from tests.server.conftest import make_settings
+from tests.server.helpers import make_settings
 
 
 def test_migrations_match_models(any_url):

@@ -11,14 +11,13 @@ from sqlalchemy import insert
 
 from fpverify.edge import wire
 from fpverify.server import audit
+from fpverify.server.core import auth
 from fpverify.server.core.config import Settings
 from fpverify.server.crud import approvals, devices, holders, stays, users
 from fpverify.server.crud.errors import Conflict, Denied, Invalid
-from fpverify.server.db import Database
 from fpverify.server.dedup import find_duplicate
 from fpverify.server.ingest import feed
 from fpverify.server.models import Site, Template, VerificationRecord
-from tests.server.conftest import make_settings
 
 KEY = "test-national-id-key"
 
@@ -28,11 +27,8 @@ def checker(s, card, probes):
 
 
 @pytest.fixture
-def db(any_url):
-    d = Database(settings=make_settings(any_url))
-    d.migrate()
-    yield d
-    d.dispose()
+def db(any_db):
+    return any_db  # migrated, on SQLite and on PostgreSQL
 
 
 def upload(card: str, templates: list[bytes], role: str = "holder", delegate_id: str | None = None):
@@ -73,7 +69,7 @@ def test_enrollment_duplicate_four_eyes_feed_and_withdrawal(db):
         with pytest.raises(Denied):
             approvals.approve(s, enr, appr.id)
         approvals.approve(s, sup1, appr.id)
-        with pytest.raises(Conflict, match="second, different supervisor"):
+        with pytest.raises(Conflict, match="second, different person"):
             approvals.approve(s, sup1, appr.id)
         assert appr.status == "pending"
         approvals.approve(s, sup2, appr.id)
@@ -129,33 +125,56 @@ def test_unblock_needs_second_supervisor_and_delegates(db):
         assert s.get(Template, tid).data is None
 
 
-def test_login_lockout_freeze_and_tokens(db):
+def test_login_freeze_and_tokens(db):
     settings: Settings = db.settings
     with db.session() as s:
         u = users.create_user(s, "sys", "alice", "long enough pw", "enroller")
         s.commit()
-        tok = users.issue_token(s, users.authenticate(s, settings, "alice", "long enough pw"), 60)
-        s.commit()
-        assert users.user_for_token(s, tok).username == "alice"
-        for _ in range(settings.login_max_failures):
-            with pytest.raises(users.LoginFailed):
-                users.authenticate(s, settings, "alice", "wrong")
-        with pytest.raises(users.LoginFailed, match="locked"):
-            users.authenticate(s, settings, "alice", "long enough pw")
-        later = datetime.now(UTC) + timedelta(minutes=settings.lockout_minutes + 1)
-        assert users.authenticate(s, settings, "alice", "long enough pw", now=later).id == u.id
+        _, tok = auth.login(s, settings, "10.0.0.1", "alice", "long enough pw")
+        assert auth.user_for_token(s, tok).username == "alice"
         users.set_frozen(s, "admin", u.id, True)
         s.commit()
-        assert users.user_for_token(s, tok) is None  # existing tokens stop working
-        with pytest.raises(users.LoginFailed, match="frozen"):
-            users.authenticate(s, settings, "alice", "long enough pw", now=later)
-        with pytest.raises(users.LoginFailed):
-            users.authenticate(s, settings, "nobody", "whatever")
-        assert users.user_for_token(s, "made-up") is None
+        assert auth.user_for_token(s, tok) is None  # existing tokens stop working
+        with pytest.raises(auth.LoginFailed):  # a wrong password does not say "frozen"
+            auth.login(s, settings, "10.0.0.1", "alice", "wrong")
+        with pytest.raises(auth.AccountRefused, match="frozen"):
+            auth.login(s, settings, "10.0.0.1", "alice", "long enough pw")
+        with pytest.raises(auth.LoginFailed):
+            auth.login(s, settings, "10.0.0.1", "nobody", "whatever")
+        assert auth.user_for_token(s, "made-up") is None
+        with pytest.raises(Denied):
+            users.set_frozen(s, "alice", u.id, False)  # nobody unfreezes themselves
         with pytest.raises(Conflict):
             users.create_user(s, "sys", "alice", "long enough pw", "auditor")
         with pytest.raises(Invalid):
             users.create_user(s, "sys", "bob", "short", "auditor")
+
+
+def test_account_operations_need_a_supervisor_other_than_the_requester_and_their_creations(db):
+    with db.session() as s:
+        admin = users.create_user(s, users.CONSOLE, "admin1", "long enough pw", "sysadmin")
+        sup1 = users.create_user(s, users.CONSOLE, "sup1", "long enough pw", "supervisor")
+        enr = users.create_user(s, users.CONSOLE, "enr1", "long enough pw", "enroller")
+        with pytest.raises(Denied):
+            approvals.request(s, sup1, "create_account", "x1", "r", "auditor")  # sysadmins file these
+        a = approvals.request(s, admin, "create_account", "sup9", "new colleague", "supervisor")
+        with pytest.raises(Denied):
+            approvals.approve(s, admin, a.id)
+        with pytest.raises(Denied):
+            approvals.approve(s, enr, a.id)
+        done, secret = approvals.approve(s, sup1, a.id)
+        sup9 = users.by_name(s, "sup9")
+        assert done.status == "executed" and secret and sup9.created_by == "admin1" and sup9.must_change_password
+        b = approvals.request(s, admin, "set_role", str(enr.id), "promotion", "auditor")
+        with pytest.raises(Denied, match="created it"):
+            approvals.approve(s, sup9, b.id)
+        with pytest.raises(Denied):
+            approvals.request(s, admin, "set_role", str(admin.id), "mine", "auditor")
+        with pytest.raises(Invalid):
+            approvals.request(s, admin, "set_role", "abc", "bad target", "auditor")
+        assert approvals.approve(s, sup1, b.id)[0].status == "executed" and enr.role == "auditor"
+        s.commit()
+        assert audit.verify(s).ok
 
 
 def test_overdue_bedside_checks(db):

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from fpverify.server.app import create_app
 from fpverify.server.crud import devices
 from fpverify.server.db import Database
-from tests.server.conftest import ROLES, login, make_settings, seed_users
-from tests.server.test_matrix import ANON, POLICY, PREFIX
+from tests.server.helpers import ROLES, login, make_settings, seed_users
+from tests.server.policy import ANON, POLICY, PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def fuzz_env():
     db.dispose()
 
 
+@pytest.mark.slow
 def test_no_server_errors(fuzz_env):
     app, tokens = fuzz_env
     schema = schemathesis.openapi.from_asgi(f"{PREFIX}/openapi.json", app)

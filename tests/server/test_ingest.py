@@ -13,12 +13,12 @@ from sqlalchemy import func, select
 
 from fpverify.bench import loadgen
 from fpverify.edge import wire
-from fpverify.server.crud import devices as devices_crud
 from fpverify.server.db import Database
-from fpverify.server.ingest.worker import IngestWorker
+from fpverify.server.ingest.consumer import IngestWorker
+from fpverify.server.ingest.writer import BatchWriter
 from fpverify.server.models import Alert, DeadLetter, Device, VerificationRecord
 from fpverify.services import BROKER_CONF
-from tests.server.conftest import make_settings
+from tests.server.ingest.helpers import migrated_db
 
 DEVICES = [f"ward-{i:02d}" for i in range(50)]
 
@@ -40,14 +40,9 @@ def counts(db: Database) -> tuple[int, int]:
 
 
 def setup_db(url: str, broker, version: str = "5", client_id: str = "registry-test") -> Database:
-    settings = make_settings(url, mqtt_port=broker.port, mqtt_version=version, mqtt_client_id=client_id)
-    db = Database(settings=settings)
-    db.migrate()
-    with db.session() as s:
-        for d in DEVICES:
-            devices_crud.create_device(s, "test", "site-1", d, create_site_if_missing=True)
-        s.commit()
-    return db
+    # The load is unsigned (signed ingest: tests/server/trust): development mode accepts it.
+    return migrated_db(url, DEVICES, mqtt_port=broker.port, mqtt_version=version, mqtt_client_id=client_id,
+                       mode="development")
 
 
 @pytest.fixture
@@ -55,6 +50,7 @@ def broker(mosquitto_factory):
     return mosquitto_factory(conf=BROKER_CONF)
 
 
+@pytest.mark.slow
 def test_ten_thousand_results_from_fifty_devices(pg_url, broker):
     db = setup_db(pg_url, broker)
     worker = IngestWorker(db, db.settings).start()
@@ -70,10 +66,13 @@ def test_ten_thousand_results_from_fifty_devices(pg_url, broker):
         with db.session() as s:
             stored = set(s.scalars(select(VerificationRecord.result_id)))
             reasons = list(s.scalars(select(DeadLetter.reason)))
-            alerts = set(s.scalars(select(Alert.result_id)))
+            alerts = set(s.scalars(select(Alert.result_id).where(Alert.kind == "no_match")))
+            forged = list(s.scalars(select(Alert).where(Alert.kind == "forged_result")))
             dl = s.scalars(select(DeadLetter).order_by(DeadLetter.payload_size.desc())).first()
         assert stored == load.valid_ids
         assert alerts == load.no_match_ids  # each newly stored no_match raised one alert
+        # results naming another device than their topic: forgeries, alerted against the publisher
+        assert forged and all(a.result_id is None and "does not match the topic" in a.comment for a in forged)
         assert all(r for r in reasons)
         assert any("does not match the topic" in r for r in reasons)
         assert any("unknown or disabled device" in r for r in reasons)
@@ -136,12 +135,12 @@ def test_worker_restart_loses_nothing(sqlite_url, broker):
     db = setup_db(sqlite_url, broker, client_id="registry-restart")
     db.settings.ingest_batch_size = 50
 
-    class SlowWorker(IngestWorker):  # slow enough that it is surely stopped mid-stream
-        def _write(self, batch, forced_reason=None):
+    class SlowWriter(BatchWriter):  # slow enough that the worker is surely stopped mid-stream
+        def _write(self, batch, forced=None):
             time.sleep(0.05)
-            super()._write(batch, forced_reason)
+            super()._write(batch, forced)
 
-    w1 = SlowWorker(db, db.settings).start()
+    w1 = IngestWorker(db, db.settings, writer=SlowWriter(db, db.settings)).start()
     assert w1.wait_ready(30)
     load = loadgen.make_load(3000, DEVICES, "site-1", duplicates=100, malformed=0, seed=11)
     loadgen.publish(broker.host, broker.port, load.messages, clients=3)

@@ -1,15 +1,25 @@
-"""Sites, stations, and the per-device template feed (device token)."""
+"""Sites, stations, and the per-device template feed (device token).
+
+The feed carries card numbers and templates, so no sysadmin is ever handed a working token: a
+device registered here has none, and every token (the first or a re-issue) is a `device_token`
+special operation that a supervisor approves and receives (crud/approvals.py)."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from fpverify.edge import wire
 from fpverify.server import schemas
 from fpverify.server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin, Version
+from fpverify.server.api.routes.approvals import out
+from fpverify.server.crud import approvals
 from fpverify.server.crud import devices as crud
 from fpverify.server.ingest import feed
+from fpverify.server.models import ApprovalAction
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["sites and devices"])
 
 
@@ -30,19 +40,25 @@ def list_devices(user: Anyone, s: SessionDep, site_id: str | None = Query(defaul
     return crud.list_devices(s, site_id)
 
 
-@router.post("/devices", response_model=schemas.DeviceWithToken, status_code=201)
+@router.post("/devices", response_model=schemas.DeviceRegistered, status_code=201)
 def create_device(body: schemas.DeviceIn, user: Sysadmin, s: SessionDep):
-    """Register a station. The token in the answer is shown once."""
-    dev, token = crud.create_device(s, user.username, body.site_id, body.device_id, body.name)
+    """Register a station, without access to its feed: the answer carries the `device_token`
+    approval this files. A supervisor approves it and receives the token, once, to install."""
+    dev = crud.register_device(s, user.username, body.site_id, body.device_id, body.name)
+    a = approvals.request(s, user, ApprovalAction.DEVICE_TOKEN, dev.id, body.reason)
     s.commit()
-    return schemas.DeviceWithToken(**schemas.DeviceOut.model_validate(dev).model_dump(), token=token)
+    return schemas.DeviceRegistered(**schemas.DeviceOut.model_validate(dev).model_dump(), approval=out(s, a))
 
 
-@router.post("/devices/{device_id}/token", response_model=schemas.DeviceWithToken)
-def rotate_token(device_id: str, user: Sysadmin, s: SessionDep):
-    dev, token = crud.rotate_token(s, user.username, device_id)
+@router.post("/devices/{device_id}/token", response_model=schemas.ApprovalOut, status_code=202,
+             responses={202: {"description": "filed as a special operation; executes when a supervisor approves"}})
+def rotate_token(device_id: str, body: schemas.ReasonIn, user: Sysadmin, s: SessionDep):
+    """Request a new token for the device (station reinstalled, token lost). The current one keeps
+    working until a supervisor approves; the approver receives the new one. To stop a leaked token
+    at once, disable the device (direct) and enable it once the new token is installed."""
+    a = approvals.request(s, user, ApprovalAction.DEVICE_TOKEN, device_id, body.reason)
     s.commit()
-    return schemas.DeviceWithToken(**schemas.DeviceOut.model_validate(dev).model_dump(), token=token)
+    return out(s, a)
 
 
 @router.post("/devices/{device_id}/disable", response_model=schemas.DeviceOut)
@@ -59,6 +75,24 @@ def enable(device_id: str, user: Sysadmin, s: SessionDep):
     return dev
 
 
+@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceOut)
+def retire(device_id: str, user: Sysadmin, s: SessionDep, request: Request):
+    """Out of service for good (lost, stolen, decommissioned): results refused from this commit on,
+    token ended, and with a CA folder its certificates revoked (`cessation_of_operation`), so the
+    broker refuses it at its next CRL reload. Not undone: register a new device."""
+    dev = crud.retire_device(s, user.username, device_id)
+    s.commit()
+    ca_dir = request.app.state.settings.ca_dir
+    if ca_dir is not None:
+        from fpverify.server.trust.pki import CertificateAuthority, PKIError
+
+        try:
+            CertificateAuthority(ca_dir).revoke_device(device_id, "cessation_of_operation")
+        except PKIError as exc:  # no valid certificate left: nothing to revoke
+            log.info("retiring %s: %s", device_id, exc)
+    return dev
+
+
 @router.get("/devices/{device_id}/templates", response_model=wire.TemplateFeed, tags=["stations"])
 def template_feed(device_id: str, device: DeviceDep, s: SessionDep, request: Request,
                   since: Version = 0, limit: int | None = Query(default=None, ge=1, le=10000)):
@@ -66,4 +100,7 @@ def template_feed(device_id: str, device: DeviceDep, s: SessionDep, request: Req
     if device.id != device_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a device may read only its own feed")
     lim = min(limit or request.app.state.settings.feed_page_limit, 10000)
-    return feed.build_feed(s, device, since, lim)
+    page = feed.build_feed(s, device, since, lim)
+    feed.note_pull(device, since)
+    s.commit()
+    return page

@@ -1,4 +1,4 @@
-"""Verification results, dead letters and alerts (insurance office: supervisors act, auditors read)."""
+"""Verification results and dead letters (insurance office). Alerts: routes/alerts.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from fpverify.server import schemas
-from fpverify.server.api.deps import IntId, OfficeReader, Offset, SessionDep, Supervisor
+from fpverify.server.api.deps import OfficeReader, Offset, SessionDep
 from fpverify.server.crud import results as crud
-from fpverify.server.models import AlertStatus
 
 router = APIRouter(tags=["results and alerts"])
 
@@ -38,24 +37,3 @@ def dead_letters(user: OfficeReader, s: SessionDep, limit: int = Query(default=1
                                   payload_size=d.payload_size,
                                   payload_preview=d.payload[:200].decode("utf-8", errors="replace"))
             for d in crud.list_dead_letters(s, limit, offset)]
-
-
-@router.get("/alerts", response_model=list[schemas.AlertOut])
-def list_alerts(user: OfficeReader, s: SessionDep, status: AlertStatus | None = None,
-                site_id: str | None = Query(default=None, max_length=64),
-                limit: int = Query(default=100, ge=1, le=1000), offset: Offset = 0):
-    return crud.list_alerts(s, status, site_id, limit, offset)
-
-
-@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertOut)
-def acknowledge(alert_id: IntId, body: schemas.CommentIn, user: Supervisor, s: SessionDep):
-    a = crud.acknowledge_alert(s, user.username, alert_id, body.comment)
-    s.commit()
-    return a
-
-
-@router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut)
-def resolve(alert_id: IntId, body: schemas.ResolveIn, user: Supervisor, s: SessionDep):
-    a = crud.resolve_alert(s, user.username, alert_id, body.comment)
-    s.commit()
-    return a

@@ -1,4 +1,5 @@
 // fpverify dashboard: live tables, the trend chart, print button. No inline script (CSP).
+// Every word the chart shows comes translated in #trend-data (routes/overview.py).
 (function () {
   "use strict";
 
@@ -40,17 +41,17 @@
     var datasets = d.outcomes.map(function (o) {
       return { type: "bar", label: o.outcome, data: o.data, backgroundColor: o.colour, stack: "n", yAxisID: "y" };
     });
-    datasets.push({ type: "line", label: "failure rate %", data: d.failure_rate, borderColor: "#111",
+    datasets.push({ type: "line", label: d.text.rate, data: d.failure_rate, borderColor: "#111",
       backgroundColor: "#111", yAxisID: "rate", tension: 0.2, spanGaps: true, pointRadius: 2 });
     new Chart(canvas, {
       data: { labels: d.labels, datasets: datasets },
       options: {
-        animation: false, responsive: true, maintainAspectRatio: false,
+        locale: d.locale, animation: false, responsive: true, maintainAspectRatio: false,
         scales: {
           x: { stacked: true },
-          y: { stacked: true, beginAtZero: true, title: { display: true, text: "verifications" } },
+          y: { stacked: true, beginAtZero: true, title: { display: true, text: d.text.count } },
           rate: { position: "right", beginAtZero: true, suggestedMax: 20, grid: { drawOnChartArea: false },
-                  title: { display: true, text: "failure rate %" } }
+                  title: { display: true, text: d.text.rate } }
         },
         plugins: { legend: { position: "bottom" } }
       }

@@ -199,6 +199,7 @@ def test_faults_inside_image_download(sim, driver, fault, after, message):
     assert (driver.download_image() == expected(image)).all()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("timeout_s", [0.5, 2.0])
 def test_watchdog_catches_silence_within_timeout(sim, timeout_s):
@@ -244,6 +245,7 @@ def test_bad_finger_image_is_rejected(sim):
         sim.inject("melted")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_real_time_pacing_at_115200():
     image = finger_like(5)

@@ -45,13 +45,15 @@ def seed_world(db: Database) -> dict[str, str]:
 
 def add_result(db: Database, card: str, outcome: str, device: str = "city-reg-1", site: str = "city-hospital",
                at: datetime | None = None, purpose: str = "registration", quality: int | None = 70,
-               delegate_id: str | None = None) -> uuid.UUID:
+               delegate_id: str | None = None, operator: str | None = "op-7",
+               detail: str | None = None) -> uuid.UUID:
     rid = uuid.uuid4()
     at = at or datetime.now(UTC)
     with db.session() as s:
         s.add(VerificationRecord(result_id=rid, device_id=device, site_id=site, card_number=card, outcome=outcome,
                                  purpose=purpose, captured_at=at, received_at=at, score=0.1, threshold=0.05,
-                                 attempts=1, quality=quality, delegate_id=delegate_id))
+                                 attempts=1, quality=quality, delegate_id=delegate_id, operator_id=operator,
+                                 detail=detail))
         if outcome == "no_match":
             s.add(Alert(kind="no_match", result_id=rid, card_number=card, device_id=device, site_id=site,
                         card_retained=True, raised_at=at, status=AlertStatus.OPEN))
@@ -59,9 +61,22 @@ def add_result(db: Database, card: str, outcome: str, device: str = "city-reg-1"
     return rid
 
 
-def admit(db: Database, card: str, hours_ago: float, interval: float = 4.0) -> int:
+def admit(db: Database, card: str, hours_ago: float, interval: float = 4.0,
+          discharged_hours_ago: float | None = None) -> int:
+    now = datetime.now(UTC)
     with db.session() as s:
-        stay = stays_crud.admit(s, "test", card, "city-hospital", datetime.now(UTC) - timedelta(hours=hours_ago),
+        stay = stays_crud.admit(s, "test", card, "city-hospital", now - timedelta(hours=hours_ago),
                                 "ward 3", "12", interval)
+        if discharged_hours_ago is not None:
+            stays_crud.discharge(s, "test", stay.id, now - timedelta(hours=discharged_hours_ago))
         s.commit()
         return stay.id
+
+
+def add_results(db: Database, rows: list[tuple[str, str, str, datetime]], card: str = "C-1001") -> None:
+    """Many results at once: (device, site, outcome, captured_at) each, in one transaction."""
+    with db.session() as s:
+        s.add_all(VerificationRecord(result_id=uuid.uuid4(), device_id=dev, site_id=site, card_number=card,
+                                     outcome=outcome, purpose="registration", captured_at=at, received_at=at,
+                                     attempts=1, quality=70, operator_id="op-7") for dev, site, outcome, at in rows)
+        s.commit()

@@ -12,38 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fpverify.server.app import create_app
-from fpverify.server.core.config import Settings
+from fpverify.server.core.config import DashboardSettings
 from fpverify.server.db import Database
 from fpverify.server.models import Alert, AuditEntry
 from tests.server.dashboard import seed
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-def db(tmp_path):
-    d = Database(settings=Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", mqtt_enabled=False,
-                                   national_id_key=seed.KEY))
-    d.create_all()
-    seed.seed_users(d)
-    seed.seed_world(d)
-    yield d
-    d.dispose()
-
-
-@pytest.fixture
-def client(db):
-    with TestClient(create_app(db.settings, db), base_url="http://testserver") as c:
-        yield c
-
-
-def login(client: TestClient, username: str, password: str = seed.PASSWORD) -> str:
-    page = client.get("/dashboard/login")
-    token = CSRF.search(page.text).group(1)
-    r = client.post("/dashboard/login", data={"username": username, "password": password, "csrf_token": token,
-                                              "next": "/dashboard/"})
-    assert r.status_code == 200 and r.url.path == "/dashboard/", r.text[:500]
-    return CSRF.search(r.text).group(1)  # the session's form token
+from tests.server.dashboard.helpers import CSRF, login
+from tests.server.helpers import make_settings
 
 
 def test_pages_need_a_session_and_login_redirects_back(client):
@@ -62,8 +36,9 @@ def test_login_refuses_bad_password_missing_csrf_and_open_redirect(client):
     page = client.get("/dashboard/login")
     token = CSRF.search(page.text).group(1)
     r = client.post("/dashboard/login", data={"username": "auditor", "password": "wrong", "csrf_token": token})
-    assert r.status_code == 401 and "invalid username or password" in r.text
+    assert r.status_code == 401 and "invalid user name or password" in r.text
     client.cookies.clear()
+    client.cookies.set("fpv_lang", "en")
     r = client.post("/dashboard/login", data={"username": "auditor", "password": seed.PASSWORD, "csrf_token": "x"})
     assert r.status_code == 403 and "login form expired" in r.text
     page = client.get("/dashboard/login?next=https://evil.example/")
@@ -112,13 +87,11 @@ def test_failures_filter_and_counts(db, client):
     page = client.get("/dashboard/failures?since=yesterday&outcome=bogus")
     assert page.status_code == 200 and "not a date/time" in page.text and "unknown value" in page.text
     rows = list(csv.reader(io.StringIO(client.get("/dashboard/failures.csv?outcome=any").text.lstrip("\ufeff"))))
-    assert rows[0][:4] == ["at", "site", "device", "card"] and len(rows) == 4
+    assert rows[0][:5] == ["at", "site", "device", "operator", "card"] and len(rows) == 4
 
 
 def seed_tz():
-    from fpverify.server.dashboard.settings import get_dashboard_settings
-
-    return get_dashboard_settings().tz
+    return DashboardSettings().tz
 
 
 def test_card_page_shows_metadata_never_images(db, client):
@@ -148,12 +121,19 @@ def test_supervisor_acknowledges_and_resolves_audited(db, client):
     assert f"alert {alert_id} resolved" in r.text
     r = client.post(f"/dashboard/alerts/{alert_id}/resolve", data={"csrf_token": csrf, "comment": "again"})
     assert "alert is resolved" in r.text
+    # both notes stay on the page after the resolution, oldest first, with who wrote them
+    page = client.get("/dashboard/alerts?status=all").text
+    row = page.split(f'data-alert="{alert_id}"')[1].split("</tr>")[0]
+    assert row.index("called") < row.index("impostor reported") and row.count("· supervisor ·") == 2
     with db.session() as s:
         a = s.get(Alert, alert_id)
         assert (a.status, a.acknowledged_by, a.resolved_by, a.comment) == ("resolved", "supervisor", "supervisor",
                                                                             "impostor reported")
         actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "alert")))
     assert actions == ["alert.acknowledge", "alert.resolve"]
+    with db.session() as s:
+        notes = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "alert_note")))
+    assert notes == ["alert.note", "alert.note"]
 
 
 def test_auditor_reads_but_cannot_act(db, client):
@@ -195,15 +175,16 @@ def test_suspicion_points(db, client):
                     at=now - timedelta(minutes=4))
     seed.add_result(db, "C-1002", "no_match", at=now - timedelta(hours=30))
     seed.add_result(db, "C-1002", "no_match", at=now - timedelta(hours=2))
-    for _ in range(3):
+    for _ in range(9):  # 9 of the desk's 12 checks (the rule needs at least poor_min_checks)
         seed.add_result(db, "C-1003", "poor_quality", device="city-ward-3", purpose="bedside", quality=5)
-    seed.add_result(db, "C-1003", "match", device="city-ward-3", purpose="bedside")
+    for _ in range(3):
+        seed.add_result(db, "C-1003", "match", device="city-ward-3", purpose="bedside")
     seed.admit(db, "C-1004", hours_ago=10, interval=4)  # never checked: overdue
     seed.admit(db, "C-1003", hours_ago=10, interval=24)  # checked and within the interval
     login(client, "auditor")
     page = client.get("/dashboard/suspicion").text
     travel = page.split('id="travel"')[1].split("</table>")[0]
-    assert "C-1001" in travel and "C-1002" not in travel and "riverside-pharmacy" in travel
+    assert "C-1001" in travel and "C-1002" not in travel and "Riverside Pharmacy" in travel
     repeats = page.split('id="repeats"')[1].split("</table>")[0]
     assert "C-1002" in repeats and "C-1001" not in repeats
     overdue = page.split('id="overdue"')[1].split("</table>")[0]
@@ -214,9 +195,7 @@ def test_suspicion_points(db, client):
 
 def test_daily_report_counts_the_period_and_csv(db, client):
     from fpverify.server.dashboard import queries
-    from fpverify.server.dashboard.settings import get_dashboard_settings
-
-    ds = get_dashboard_settings()
+    ds = DashboardSettings()
     day = queries.due_report_date(datetime.now(UTC), ds.tz, ds.report_cutoff)
     start, end = queries.report_period(day, ds.tz, ds.report_cutoff)
     seed.add_result(db, "C-1001", "match", at=start + timedelta(minutes=1))
@@ -241,9 +220,9 @@ def test_daily_report_counts_the_period_and_csv(db, client):
 
 
 def test_csv_cells_cannot_start_formulas(db, client):
-    from fpverify.server.dashboard.routes import _csv_cell
+    from fpverify.server.dashboard.routes.common import csv_cell
 
-    assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _csv_cell("-3") == "-3" and _csv_cell("@x") == "'@x"
+    assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and csv_cell("-3") == "-3" and csv_cell("@x") == "'@x"
 
 
 def test_security_headers_and_static_chart_library(client):
@@ -255,3 +234,64 @@ def test_security_headers_and_static_chart_library(client):
     assert js.status_code == 200 and "Chart" in js.text[:2000]
     # the API is untouched by the dashboard's handlers
     assert client.get("/api/v1/results").status_code == 401
+
+
+# ---- logins and modes --------------------------------------------------------------------------
+
+def _post_login(client: TestClient, username: str, password: str, **extra):
+    page = client.get("/dashboard/login")
+    token = CSRF.search(page.text).group(1)
+    return client.post("/dashboard/login", data={"username": username, "password": password, "csrf_token": token,
+                                                 **extra}, follow_redirects=False)
+
+
+def test_dashboard_login_is_throttled_per_client_on_postgres(pg_url):
+    db = Database(settings=make_settings(pg_url))
+    db.migrate()
+    seed.seed_users(db)
+    app = create_app(db.settings, db)
+    free = db.settings.login_free_failures
+    with TestClient(app, client=("203.0.113.5", 1)) as attacker, TestClient(app, client=("10.2.0.3", 1)) as desk:
+        codes = [_post_login(attacker, "supervisor", f"guess {i}").status_code for i in range(free + 1)]
+        r = _post_login(attacker, "supervisor", seed.PASSWORD)  # the right password, too late
+        assert codes == [401] * (free + 1) and r.status_code == 429, codes
+        assert int(r.headers["Retry-After"]) >= 1 and "登录尝试次数过多" in r.text  # zh-CN by default
+        assert _post_login(desk, "supervisor", seed.PASSWORD).status_code == 303  # the real user gets in
+    with db.session() as s:
+        actions = set(s.scalars(select(AuditEntry.action).where(AuditEntry.action.like("login%"))))
+    assert actions == {"login", "login.failed", "login.lockout", "login.throttled"}
+    db.dispose()
+
+
+def test_one_time_password_must_be_replaced_on_the_dashboard(db, client):
+    from fpverify.server.crud import users
+
+    with db.session() as s:
+        users.create_user(s, "console", "newsup", "one-time-1234", "supervisor", one_time=True)
+        s.commit()
+    r = _post_login(client, "newsup", "one-time-1234")
+    assert r.status_code == 403 and 'name="new_password"' in r.text
+    r = _post_login(client, "newsup", "one-time-1234", new_password="mine, long one", new_password2="mine, long 0ne")
+    assert r.status_code == 422 and "differ" in r.text
+    r = _post_login(client, "newsup", "one-time-1234", new_password="mine, long one", new_password2="mine, long one")
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/"
+    assert _post_login(client, "newsup", "one-time-1234").status_code == 401
+    assert _post_login(client, "newsup", "mine, long one").status_code == 303
+
+
+@pytest.mark.parametrize("mode,banner", [("demo", "演示模式"), ("development", "开发模式"), ("production", None)])
+def test_every_page_says_when_the_registry_is_not_in_production(tmp_path, mode, banner):
+    d = Database(settings=make_settings(f"sqlite:///{tmp_path / 'm.db'}", mode=mode))
+    d.create_all()
+    seed.seed_users(d)
+    with TestClient(create_app(d.settings, d), base_url="http://testserver") as c:
+        pages = [c.get("/dashboard/login")]
+        login(c, "auditor")
+        pages += [c.get(p) for p in ("/dashboard/", "/dashboard/failures", "/dashboard/alerts",
+                                     "/dashboard/suspicion", "/dashboard/report", "/dashboard/cards/NOPE-1")]
+    for page in pages:
+        if banner:
+            assert 'id="mode-banner"' in page.text and banner in page.text and "mode" in page.text, page.url
+        else:
+            assert 'id="mode-banner"' not in page.text, page.url
+    d.dispose()

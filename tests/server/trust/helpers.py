@@ -18,13 +18,13 @@ from fpverify.server.crud import devices as devices_crud
 from fpverify.server.db import Database
 from fpverify.server.models import Alert, DeadLetter, VerificationRecord
 from fpverify.server.ops.provision import provision_device
-from tests.server.conftest import make_settings
+from tests.server.helpers import make_settings
 
 
 def result(device_id: str = "desk-a", site_id: str = "hosp-a", outcome: str = "no_match", **kw) -> VerificationResult:
     data = dict(result_id=new_result_id(), device_id=device_id, site_id=site_id, card_number="CARD-0001",
-                outcome=outcome, purpose="registration", captured_at=datetime.now(UTC), score=12.5,
-                threshold=40.0, attempts=1, quality=77)
+                outcome=outcome, purpose="registration", captured_at=datetime.now(UTC), score=0.125,
+                threshold=0.1788, attempts=1, quality=77)
     data.update(kw)
     return VerificationResult(**data)
 

@@ -10,15 +10,15 @@ import threading
 
 def main(argv: list[str]) -> None:
     from fpverify.server.db import Database
-    from fpverify.server.ingest.worker import IngestWorker
+    from fpverify.server.ingest.consumer import IngestWorker
     from fpverify.server.trust.verify import ResultVerifier
-    from tests.server.conftest import make_settings
+    from tests.server.helpers import make_settings
 
     url, port, ca_dir, cert, key = argv
     settings = make_settings(url, mqtt_port=int(port), mqtt_version="5", mqtt_tls_ca=f"{ca_dir}/ca.crt",
                              mqtt_tls_cert=cert, mqtt_tls_key=key, ingest_batch_size=20)
     db = Database(settings=settings)
-    worker = IngestWorker(db, settings, verifier=ResultVerifier.for_registry(ca_dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, settings, verifier=ResultVerifier.for_registry(ca_dir)).start()
     if not worker.wait_ready(60):
         print("not ready", flush=True)
         sys.exit(1)

@@ -10,7 +10,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from fpverify.server.trust.pki import write_identity
-from tests.server.trust.conftest import connect
+from tests.server.trust.broker import connect
 
 RESULTS = "fpverify/v1/devices/{}/results"
 STATUS = "fpverify/v1/devices/{}/status"

@@ -27,27 +27,29 @@ from fpverify.edge.cache import CardStatus, Store, parse_key
 from fpverify.edge.config import load_config
 from fpverify.edge.outbox import Outbox
 from fpverify.edge.wire import TemplateFeed, VerificationResult
-from fpverify.server.ingest.worker import IngestWorker
+from fpverify.server.ingest.consumer import IngestWorker
 from fpverify.server.models import VerificationRecord
 from fpverify.server.ops.provision import provision_device
 from fpverify.server.trust.pki import write_identity
 from fpverify.server.trust.verify import CAKeys, ResultVerifier
-from tests.conftest import ROOT
-from tests.server.trust.conftest import shipped_conf
+from fpverify.services import PrivateMosquitto
+from tests.helpers import ROOT
+from tests.server.trust.broker import shipped_conf
 from tests.server.trust.helpers import Station, counts, registry_db, wait_until
-from tests.services import Mosquitto
+
+pytestmark = pytest.mark.slow  # fault injection: kills, restarts and network cuts, many seconds each
 
 NETCUT_S = float(os.environ.get("FPVERIFY_NETCUT_S", "20"))
 FAST_LINK = "reconnect_max_s = 2\nresend_after_s = 5"
 
 
-def persistent_broker(pki, workdir, listen_all: bool = False) -> Mosquitto:
+def persistent_broker(pki, workdir, listen_all: bool = False) -> PrivateMosquitto:
     """The shipped config as is, persistence included (the test fixture would turn it off)."""
     workdir.mkdir(parents=True, exist_ok=True)
     conf = shipped_conf(pki, workdir)
     if listen_all:
         conf = conf.replace("listener {port} 127.0.0.1", "listener {port}")
-    b = Mosquitto(workdir, conf=conf, replace_conf=True)
+    b = PrivateMosquitto(workdir, conf=conf, replace_conf=True)
     text = b.conf_path.read_text().replace("\npersistence false\n", "\n")
     assert "persistence true" in text
     b.conf_path.write_text(text)
@@ -85,7 +87,7 @@ def _producer(station: Station, n: int, interval: float) -> threading.Thread:
 def test_broker_restarted_mid_stream(pg_url, pki, tmp_path):
     broker = persistent_broker(pki, tmp_path / "mq")
     db = registry_db(pg_url, broker, pki)
-    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir)).start()
     st = Station(pki, broker, tmp_path, "desk-a", mqtt_extra=FAST_LINK)
     n = 300
     try:
@@ -191,7 +193,7 @@ def test_network_cut_between_station_and_broker(pg_url, pki, tmp_path, netns):
     write_identity(pki.files, "broker", key, cert)
     broker = persistent_broker(pki, tmp_path / "mq", listen_all=True)
     db = registry_db(pg_url, broker, pki)
-    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir)).start()
     bundle = provision_device(pki.dir, "hosp-a", "desk-a", tmp_path / "bundles", None, host_ip, broker.port,
                               cache_path=str(tmp_path / "desk-a.db"), replace=True)
     bundle.config_path.write_text(bundle.config_path.read_text() + "keepalive_s = 5\n" + FAST_LINK + "\n")
@@ -301,7 +303,7 @@ def test_station_disk_full(pg_url, pki, secure_broker, tmp_path, small_disk):
     desk.verify("BLOCKED1")
     assert st.outbox.signed[-1].counter == ok + 1
     db = registry_db(pg_url, secure_broker, pki)
-    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir)).start()
     st.link = __import__("fpverify.edge.mqtt_link", fromlist=["MqttLink"]).MqttLink(st.cfg.mqtt, "desk-a", st.outbox)
     try:
         assert worker.wait_ready(30)

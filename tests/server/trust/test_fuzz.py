@@ -92,7 +92,7 @@ def test_signing_payload_is_stable_for_valid_results(signed):
     signer, _ = signed
     rnd = random.Random(7)
     for i in range(200):
-        r = result(outcome=rnd.choice(["match", "no_match", "poor_quality"]), score=rnd.random() * 1e6,
+        r = result(outcome=rnd.choice(["match", "no_match", "poor_quality"]), score=rnd.random(),
                    quality=rnd.randint(0, 100), detail="".join(chr(rnd.randint(32, 0x2FFF)) for _ in range(20)),
                    captured_at=datetime.fromtimestamp(rnd.uniform(1e9, 2e9), UTC))
         s = signer.sign_with_counter(r, i + 1)
@@ -105,10 +105,10 @@ def test_garbage_through_a_real_broker_loses_nothing(pki, secure_broker, pg_url)
     all 60 stored exactly once, 300 dead-lettered, worker alive."""
     from fpverify.server.crud import devices as devices_crud
     from fpverify.server.db import Database
-    from fpverify.server.ingest.worker import IngestWorker
+    from fpverify.server.ingest.consumer import IngestWorker
     from fpverify.server.models import Alert, DeadLetter, VerificationRecord
-    from tests.server.conftest import make_settings
-    from tests.server.trust.conftest import connect
+    from tests.server.helpers import make_settings
+    from tests.server.trust.broker import connect
 
     settings_ = make_settings(pg_url, mqtt_port=secure_broker.port, mqtt_version="5",
                               mqtt_tls_ca=pki.ca.cert_path, mqtt_tls_cert=pki.crt("registry"),
@@ -118,7 +118,7 @@ def test_garbage_through_a_real_broker_loses_nothing(pki, secure_broker, pg_url)
     with db.session() as s:
         devices_crud.create_device(s, "test", "hosp-a", "desk-a", create_site_if_missing=True)
         s.commit()
-    worker = IngestWorker(db, settings_, verifier=ResultVerifier.for_registry(pki.dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, settings_, verifier=ResultVerifier.for_registry(pki.dir)).start()
     dev = connect(secure_broker.host, secure_broker.port, pki.crt("desk-a"), pki.key("desk-a"),
                   pki.ca.cert_path, "desk-a")
     signer = ResultSigner.from_files(pki.key("desk-a"), "desk-a")
@@ -135,7 +135,7 @@ def test_garbage_through_a_real_broker_loses_nothing(pki, secure_broker, pg_url)
                 bad.append(b'{"kind":"verification_result"' + rnd.randbytes(20))
             elif kind == 2:  # a valid signed result with one field flipped
                 d = good[rnd.randrange(60)].model_dump(mode="json")
-                d["score"] = (d["score"] or 0) + 1
+                d["score"] = round((d["score"] or 0) / 2, 6)
                 bad.append(json.dumps(d).encode())
             elif kind == 3:
                 bad.append(json.dumps({"x": "y" * rnd.randint(0, 3000)}).encode())

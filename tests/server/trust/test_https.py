@@ -4,18 +4,15 @@ with the provisioned ca.pem sees it: verified TLS works, plain HTTP and a foreig
 from __future__ import annotations
 
 import ssl
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 
 from fpverify.server.app import create_app
 from fpverify.server.db import Database
 from fpverify.server.trust.pki import CertificateAuthority, write_identity
-from tests.server.conftest import make_settings
-from tests.services import free_port, wait_port
+from fpverify.services import ServedApp
+from tests.server.helpers import make_settings
 
 
 @pytest.fixture
@@ -24,17 +21,9 @@ def https_registry(pki, tmp_path):
     crt_path, key_path = write_identity(tmp_path / "api", "registry-api", key, cert)
     db = Database(settings=make_settings(f"sqlite:///{tmp_path / 'r.db'}"))
     db.create_all()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db.settings, db), host="127.0.0.1", port=port,
-                                           ssl_certfile=str(crt_path), ssl_keyfile=str(key_path), log_level="warning"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    wait_port(port, 30)
-    while not server.started:
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    t.join(15)
+    served = ServedApp(create_app(db.settings, db), ssl_certfile=str(crt_path), ssl_keyfile=str(key_path)).start()
+    yield served.port
+    served.stop(15)
     db.dispose()
 
 

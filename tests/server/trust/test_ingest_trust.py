@@ -11,16 +11,16 @@ import time
 from sqlalchemy import select
 
 from fpverify.edge.signing import ResultSigner
-from fpverify.server.ingest.worker import IngestWorker
+from fpverify.server.ingest.consumer import IngestWorker
 from fpverify.server.models import DeadLetter, VerificationRecord
 from fpverify.server.trust.verify import ResultVerifier
-from tests.server.trust.conftest import connect
+from tests.server.trust.broker import connect
 from tests.server.trust.helpers import Station, counts, registry_db, result, wait_until
 
 
 def test_signed_results_stored_once_forgeries_dead_lettered_and_alerted(pg_url, pki, secure_broker, tmp_path):
     db = registry_db(pg_url, secure_broker, pki)
-    verifier = ResultVerifier.for_registry(pki.dir, db.sessionmaker)
+    verifier = ResultVerifier.for_registry(pki.dir)
     worker = IngestWorker(db, db.settings, verifier=verifier).start()
     a = Station(pki, secure_broker, tmp_path, "desk-a")
     try:
@@ -41,7 +41,7 @@ def test_signed_results_stored_once_forgeries_dead_lettered_and_alerted(pg_url, 
                        pki.ca.cert_path, "desk-a-2")
         topic = "fpverify/v1/devices/desk-a/results"
         replay = sent[3].model_dump_json()  # exact redelivery: idempotent, stored once
-        altered = sent[4].model_dump(mode="json") | {"outcome": "match", "score": 99.0}
+        altered = sent[4].model_dump(mode="json") | {"outcome": "match", "score": 0.99}
         reused = ResultSigner.from_files(a.cfg.mqtt.key_file, "desk-a").sign_with_counter(result(), sent[5].counter)
         unsigned = result().model_dump_json()
         mids = [evil.publish(topic, p) for p in (replay, json.dumps(altered), reused.model_dump_json(), unsigned)]
@@ -74,7 +74,7 @@ def test_signed_results_stored_once_forgeries_dead_lettered_and_alerted(pg_url, 
 def test_revoked_station_results_refused_by_registry(pg_url, pki, secure_broker, tmp_path):
     """Revocation reaches the registry at once (before the broker reloads its CRL)."""
     db = registry_db(pg_url, secure_broker, pki)
-    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir, db.sessionmaker)).start()
+    worker = IngestWorker(db, db.settings, verifier=ResultVerifier.for_registry(pki.dir)).start()
     b = Station(pki, secure_broker, tmp_path, "desk-b")
     try:
         assert worker.wait_ready(30)

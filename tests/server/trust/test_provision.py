@@ -98,3 +98,30 @@ def test_cli_provisions_registers_and_revokes(tmp_path, monkeypatch):
     r = run(app, ["pki", "crl", "--days", "7"])
     assert r.exit_code == 0
     get_settings.cache_clear()
+
+
+def test_bundle_without_token_until_a_supervisor_approves_the_device(tmp_path, client, tokens):
+    """The API's way: IT provisions the bundle (no token in it) and registers the device; the
+    supervisor who approves receives the token and installs it on the station."""
+    import os
+
+    from tests.server.helpers import auth
+
+    CertificateAuthority.create(tmp_path / "ca")
+    b = provision_device(tmp_path / "ca", "site-1", "desk-05", tmp_path / "out", "https://registry.example",
+                         "mqtt.example")
+    assert b.token_path is None and not (b.folder / "device.token").exists()
+    assert "supervisor" in (b.folder / "INSTALL.txt").read_text()
+    cfg = load_config(b.config_path)
+    assert cfg.registry.device_token.file == b.folder / "device.token"  # named, not there yet
+    r = client.post("/api/v1/devices", json={"device_id": "desk-05", "site_id": "site-1"},
+                    headers=auth(tokens["sysadmin"]))
+    assert r.status_code == 201 and "token" not in r.json()
+    r = client.post(f"/api/v1/approvals/{r.json()['approval']['id']}/approve", json={},
+                    headers=auth(tokens["supervisor"]))
+    token = r.json()["device_token"]
+    fd = os.open(b.folder / "device.token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # what INSTALL.txt says
+    os.write(fd, token.encode() + b"\n")
+    os.close(fd)
+    installed = load_config(b.config_path).registry.device_token.read_text()
+    assert client.get("/api/v1/devices/desk-05/templates", headers=auth(installed)).status_code == 200

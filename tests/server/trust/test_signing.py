@@ -56,7 +56,7 @@ def test_valid_result_verifies_after_the_wire(pki, signer_a, verifier):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("outcome", "match"), ("card_number", "CARD-0002"), ("score", 99.0), ("counter", 1000),
+    ("outcome", "match"), ("card_number", "CARD-0002"), ("score", 0.99), ("counter", 1000),
     ("captured_at", datetime(2020, 1, 1, tzinfo=UTC)), ("site_id", "hosp-b"), ("detail", "added"),
     ("operator_id", "op-9"), ("attempts", 2), ("threshold", None)])
 def test_altered_field_fails(pki, signer_a, verifier, field, value):

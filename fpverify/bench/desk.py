@@ -1,0 +1,292 @@
+"""Desk benchmark: FVC presses decided as the station decides them (`fpverify bench desk`).
+
+Protocol (per set of fingers x presses, presses in file order):
+  enrollment  each finger's first K presses (K = --enroll, 3 by default): the card's templates;
+  genuine     every later press of the finger, decided against its own enrollment;
+  retry       two later presses in a row (press j, then j + 1) both rejected: the holder is turned away
+              after one retry (FNMR_after_retry, over the consecutive pairs);
+  impostors   every later press against every other finger's enrollment, within the set (sets.<set>,
+              pooled_same_set) and across all the sets run (pooled: each probe against every other
+              finger of every set; a finger found in two sets, datasets.SAME_FINGER, is one finger).
+A decision takes the best score over the card's usable templates and compares it with
+matcher.decision_threshold(point, n) for that template count n: the station's rule (edge.workflow).
+A press that fails to extract is a rejected genuine attempt and no impostor decision; a finger with
+no usable enrollment press is counted and left out.
+Below 10 / rate impostor decisions a figure cannot resolve its rate: it is marked as an estimate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpverify.bench import datasets, metrics
+from fpverify.bench.accuracy import extract_all
+from fpverify.matcher.decision import empirical_threshold, point_rate
+from fpverify.matcher.params import ExtractionParams
+
+FITTED = {"fmr_1e-3": 1e-3, "fmr_1e-4": 1e-4}  # FNMR at these rates, thresholds fitted on the impostors
+
+
+@dataclass
+class Fingers:
+    """Best scores of every probe press against every card (finger enrollment) of the run."""
+
+    best: np.ndarray  # (probes, cards) float64: best score over the card's usable templates
+    probe_ok: np.ndarray  # (probes,) bool: the press extracted
+    probe_card: np.ndarray  # (probes,) card index of the probe's own finger
+    probe_set: np.ndarray  # (probes,) set index
+    next_probe: np.ndarray  # (probes,) index of the finger's next press, -1 for the last
+    card_set: np.ndarray  # (cards,) set index
+    card_n: np.ndarray  # (cards,) usable templates on the card
+    card_identity: (
+        np.ndarray
+    )  # (cards,) one number per finger (datasets.identity: a finger in two sets is one)
+    comparisons: int
+    unenrolled: int
+
+
+def score(templates: dict[str, dict], enroll: int) -> Fingers:
+    """Compare every later press of every set with every finger's first `enroll` presses."""
+    from fpverify import matcher
+
+    cards, card_set, card_n, card_identity, unenrolled = [], [], [], [], 0
+    identities: dict[tuple[str, int], int] = {}
+    probes: list[tuple[object, int, int]] = []  # (template, own card, set)
+    next_probe: list[int] = []
+    for si, (name, t) in enumerate(templates.items()):
+        by_finger: dict[int, list] = {}
+        for (finger, _), tmpl in sorted(t.items()):
+            by_finger.setdefault(finger, []).append(tmpl)
+        for finger, presses in by_finger.items():
+            enrolled = [x for x in presses[:enroll] if x is not None]
+            if not enrolled:
+                unenrolled += 1
+                continue
+            c = len(cards)
+            cards.append(enrolled)
+            card_set.append(si)
+            card_n.append(len(enrolled))
+            card_identity.append(identities.setdefault(datasets.identity(name, finger), len(identities)))
+            later = presses[enroll:]
+            for j, tmpl in enumerate(later):
+                next_probe.append(len(probes) + 1 if j + 1 < len(later) else -1)
+                probes.append((tmpl, c, si))
+    for enrolled in cards:  # descriptors are built once per template
+        for x in enrolled:
+            _ = x.geometry
+    best = np.zeros((len(probes), len(cards)))
+    comparisons = 0
+    for i, (p, _, _) in enumerate(probes):
+        if p is None:
+            continue
+        for c, enrolled in enumerate(cards):
+            best[i, c] = max(matcher.compare(p, x) for x in enrolled)
+            comparisons += len(enrolled)
+    return Fingers(
+        best=best,
+        probe_ok=np.array([p is not None for p, _, _ in probes], bool),
+        probe_card=np.array([c for _, c, _ in probes], np.intp),
+        probe_set=np.array([s for _, _, s in probes], np.intp),
+        next_probe=np.array(next_probe, np.intp),
+        card_set=np.array(card_set, np.intp),
+        card_n=np.array(card_n, np.intp),
+        card_identity=np.array(card_identity, np.intp),
+        comparisons=comparisons,
+        unenrolled=unenrolled,
+    )
+
+
+def _genuine(f: Fingers, sets: np.ndarray, accept: np.ndarray) -> dict:
+    """FNMR and FNMR after one retry of the probes in `sets`; `accept` is per probe (own card)."""
+    mine = np.isin(f.probe_set, sets)
+    rejected = ~accept
+    pairs = mine & (f.next_probe >= 0)
+    both = rejected[pairs] & rejected[f.next_probe[pairs]]
+    return {
+        "FNMR": float(rejected[mine].mean()) if mine.any() else 0.0,
+        "FNMR_after_retry": float(both.mean()) if pairs.any() else 0.0,
+        "genuine_decisions": int(mine.sum()),
+        "retry_pairs": int(pairs.sum()),
+    }
+
+
+def _impostor_mask(f: Fingers, sets: np.ndarray, same_set: bool) -> np.ndarray:
+    """(probes, cards) True where the probe is an impostor decision counted for these sets."""
+    m = f.probe_ok[:, None] & (f.card_identity[f.probe_card][:, None] != f.card_identity[None])
+    m &= np.isin(f.probe_set, sets)[:, None] & np.isin(f.card_set, sets)[None]
+    if same_set:
+        m &= f.probe_set[:, None] == f.card_set[None]
+    return m
+
+
+def evaluate(f: Fingers, sets: np.ndarray, same_set: bool, thresholds: dict[str, np.ndarray]) -> dict:
+    """{point: {FMR, FNMR, FNMR_after_retry, impostor_decisions, ...}} at each card's threshold."""
+    imp = _impostor_mask(f, sets, same_set)
+    own = f.best[np.arange(len(f.probe_card)), f.probe_card]
+    out = {}
+    for point, per_card in thresholds.items():
+        accepted = f.best >= per_card[None]
+        fa = int((accepted & imp).sum())
+        n = int(imp.sum())
+        row = {"FMR": fa / n if n else 0.0, **_genuine(f, sets, f.probe_ok & (own >= per_card[f.probe_card]))}
+        row.update(
+            impostor_decisions=n,
+            false_accepts=fa,
+            estimate=n < 10 / point_rate(point),
+            FMR_upper95=metrics.upper95(fa, n),
+        )
+        out[point] = {
+            k: row[k]
+            for k in (
+                "FMR",
+                "FNMR",
+                "FNMR_after_retry",
+                "impostor_decisions",
+                "false_accepts",
+                "FMR_upper95",
+                "estimate",
+                "genuine_decisions",
+                "retry_pairs",
+            )
+        }
+    return out
+
+
+def fitted(f: Fingers, sets: np.ndarray, same_set: bool) -> dict:
+    """FNMR at FMR 1e-3 and 1e-4 with one threshold fitted on these impostor decisions (an oracle)."""
+    imp = _impostor_mask(f, sets, same_set)
+    scores = f.best[imp]
+    own = f.best[np.arange(len(f.probe_card)), f.probe_card]
+    out = {}
+    for name, rate in FITTED.items():
+        t = empirical_threshold(scores, rate) if len(scores) else 1.0
+        g = _genuine(f, sets, f.probe_ok & (own >= t))
+        out[name] = {
+            "threshold": t,
+            "FNMR": g["FNMR"],
+            "FNMR_after_retry": g["FNMR_after_retry"],
+            "impostor_decisions": int(len(scores)),
+            "estimate": len(scores) < 10 / rate,
+        }
+    return out
+
+
+def run(
+    root: Path,
+    sets: list[str],
+    condition: str,
+    out: Path,
+    enroll: int = 3,
+    cache: Path | None = None,
+    extraction: ExtractionParams | None = None,
+) -> dict:
+    from fpverify import matcher
+
+    if condition not in ("native", "sensor"):
+        raise ValueError("condition must be native or sensor")
+    if enroll < 1:
+        raise ValueError("--enroll must be at least 1")
+    extraction = extraction or ExtractionParams()
+    templates = {}
+    for name in sets:
+        images, dpi = datasets.load_condition(root, name, condition)
+        presses = max(k[1] for k in images)
+        if presses <= enroll + 1:
+            raise ValueError(f"{name}: {presses} presses a finger leave no retry after enrolling {enroll}")
+        templates[name], _, _ = extract_all(
+            images, dpi, cache, f"{name}-{condition}", lambda: None, extraction
+        )
+    f = score(templates, enroll)
+    points = [p for p in matcher.THRESHOLDS if p.startswith("fmr_")]
+    thresholds = {p: np.array([matcher.decision_threshold(p, int(n)) for n in f.card_n]) for p in points}
+    everything = np.arange(len(sets))
+    results: dict = {
+        "condition": condition,
+        "enroll": enroll,
+        "extractor": extraction.detector.describe(),
+        "thresholds": {
+            p: {str(n): matcher.decision_threshold(p, int(n)) for n in sorted(set(f.card_n.tolist()))}
+            for p in points
+        },
+        "comparisons": f.comparisons,
+        "unenrolled_fingers": f.unenrolled,
+        "sets": {name: evaluate(f, np.array([i]), True, thresholds) for i, name in enumerate(sets)},
+        "pooled": evaluate(f, everything, False, thresholds),
+        "pooled_same_set": evaluate(f, everything, True, thresholds),
+        "fitted": {
+            "sets": {name: fitted(f, np.array([i]), True) for i, name in enumerate(sets)},
+            "pooled": fitted(f, everything, False),
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "report.md").write_text(report(results))
+    return results
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def _fmr(r: dict) -> str:
+    """FMR as measured, with its count; '~' marks an estimate (fewer than 10 / rate decisions)."""
+    mark = "~" if r["estimate"] else ""
+    return f"{mark}{100 * r['FMR']:.4f} ({r['false_accepts']} / {r['impostor_decisions']}) | {100 * r['FMR_upper95']:.4f}"
+
+
+def report(res: dict) -> str:
+    ex = res["extractor"]
+    model = f", model {ex['model']} (held out: {ex.get('held_out') or '-'})" if "model" in ex else ""
+    lines = [
+        f"# Desk decisions ({res['condition']} images, {res['enroll']} presses enrolled a finger)",
+        "",
+        "Each finger enrolled with its first K presses; every later press decided as the station decides:",
+        "best score over the card's templates against matcher.decision_threshold(point, n templates).",
+        "Impostors: every later press against every other finger's enrollment (per set: same set;",
+        "pooled: every finger of every set). FNMR after retry: two presses in a row rejected.",
+        "Rates in %; FMR as false accepts / impostor decisions, with its one-sided 95 % upper bound",
+        "(Clopper-Pearson); '~' marks an estimate (fewer than",
+        f"10 / rate impostor decisions). {res['comparisons']} comparisons; detector {ex['detector']}{model}.",
+    ]
+    if res["unenrolled_fingers"]:
+        lines.append(f"{res['unenrolled_fingers']} fingers had no usable enrollment press and are left out.")
+    for point, by_n in res["thresholds"].items():
+        ts = ", ".join(f"n={n}: {t:.4f}" for n, t in by_n.items())
+        lines += [
+            "",
+            f"## {point} (threshold {ts})",
+            "",
+            "| set | FMR % (accepts / decisions) | FMR upper 95 % | FNMR % | FNMR after retry % | genuine | retry pairs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        rows = [(name, r[point]) for name, r in res["sets"].items()]
+        rows += [
+            ("**pooled**", res["pooled"][point]),
+            ("pooled, same set only", res["pooled_same_set"][point]),
+        ]
+        for name, r in rows:
+            lines.append(
+                f"| {name} | {_fmr(r)} | {_pct(r['FNMR'])} | {_pct(r['FNMR_after_retry'])} | "
+                f"{r['genuine_decisions']} | {r['retry_pairs']} |"
+            )
+    lines += [
+        "",
+        "## FNMR at a threshold fitted on these impostor decisions (an oracle, for comparison)",
+        "",
+        "| set | " + " | ".join(f"{k}: FNMR % / after retry % / threshold" for k in FITTED) + " |",
+        "|---|" + "---|" * len(FITTED),
+    ]
+    fit_rows = [*res["fitted"]["sets"].items(), ("**pooled**", res["fitted"]["pooled"])]
+    for name, r in fit_rows:
+        cells = [
+            f"{'~' if r[k]['estimate'] else ''}{_pct(r[k]['FNMR'])} / {_pct(r[k]['FNMR_after_retry'])} / "
+            f"{r[k]['threshold']:.4f}"
+            for k in FITTED
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""`bench desk` on a small synthetic set: its protocol checked against decisions made by hand."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fpverify import matcher
+from fpverify.bench import datasets, desk
+from fpverify.matcher import synth
+
+FINGERS, PRESSES, ENROLL = 3, 5, 2
+
+
+@pytest.fixture(scope="module")
+def synthetic_sets(tmp_path_factory):
+    """Two FVC-style folders of synthetic fingers (<finger>_<press>.png)."""
+    root = tmp_path_factory.mktemp("desk-sets")
+    for s, name in enumerate(("synth_a", "synth_b")):
+        (root / name).mkdir()
+        for f in range(FINGERS):
+            master = synth.generate_finger(100 + 10 * s + f)
+            for k in range(PRESSES):
+                Image.fromarray(synth.impression(master, k)[0]).save(root / name / f"{101 + f}_{k + 1}.png")
+    return root
+
+
+def _by_hand(root, name, point, pooled_with=()):
+    """False accepts / impostor decisions of one set's probes, deciding as the station does."""
+    t = {
+        n: {k: matcher.extract(v) for k, v in datasets.load_set(root, n).items()}
+        for n in (name, *pooled_with)
+    }
+    cards = {
+        (n, f): [t[n][(f, i)] for i in range(1, ENROLL + 1)] for n in t for f in range(101, 101 + FINGERS)
+    }
+    fa = decisions = 0
+    for (f, i), probe in t[name].items():
+        if i <= ENROLL:
+            continue
+        for (n, g), enrolled in cards.items():
+            if (n, g) == (name, f):
+                continue
+            best = max(matcher.compare(probe, x) for x in enrolled)
+            fa += best >= matcher.decision_threshold(point, len(enrolled))
+            decisions += 1
+    return fa, decisions
+
+
+@pytest.mark.slow
+def test_desk_protocol_on_synthetic_fingers(synthetic_sets, tmp_path):
+    out = tmp_path / "desk"
+    res = desk.run(synthetic_sets, ["synth_a", "synth_b"], "native", out, enroll=ENROLL, cache=tmp_path / "c")
+    assert json.loads((out / "results.json").read_text()) == res
+    points = [p for p in matcher.THRESHOLDS if p.startswith("fmr_")]
+    probes = FINGERS * (PRESSES - ENROLL)
+    for name in ("synth_a", "synth_b"):
+        assert set(res["sets"][name]) == set(points)
+        for p in points:
+            r = res["sets"][name][p]
+            assert {"FMR", "FNMR", "FNMR_after_retry", "impostor_decisions"} <= set(r)
+            assert r["impostor_decisions"] == probes * (FINGERS - 1)
+            assert r["genuine_decisions"] == probes and r["retry_pairs"] == FINGERS * (PRESSES - ENROLL - 1)
+            assert r["estimate"] is True  # 6 fingers cannot resolve 1e-2
+            assert 0 <= r["FNMR_after_retry"] <= r["FNMR"] <= 1
+    for p in points:
+        assert res["pooled"][p]["impostor_decisions"] == 2 * probes * (2 * FINGERS - 1)
+        assert res["pooled_same_set"][p]["impostor_decisions"] == 2 * probes * (FINGERS - 1)
+    assert res["thresholds"]["fmr_1e-4"] == {str(ENROLL): matcher.decision_threshold("fmr_1e-4", ENROLL)}
+    # the same decisions made by hand, one press at a time
+    fa, n = _by_hand(synthetic_sets, "synth_a", "fmr_1e-2")
+    assert (fa, n) == (
+        res["sets"]["synth_a"]["fmr_1e-2"]["false_accepts"],
+        res["sets"]["synth_a"]["fmr_1e-2"]["impostor_decisions"],
+    )
+    report = (out / "report.md").read_text()
+    assert "synth_a" in report and "~" in report and "after retry" in report
+    # synthetic presses of one finger agree: most genuine presses pass at the loosest point
+    assert res["pooled"]["fmr_1e-2"]["FNMR"] < 0.5
+
+
+@pytest.mark.slow
+def test_a_finger_in_two_sets_is_no_impostor_of_itself(synthetic_sets, tmp_path, monkeypatch):
+    monkeypatch.setitem(datasets.SAME_FINGER, ("synth_b", 101), ("synth_a", 101))
+    res = desk.run(
+        synthetic_sets, ["synth_a", "synth_b"], "native", tmp_path, enroll=ENROLL, cache=tmp_path / "c"
+    )
+    probes = FINGERS * (PRESSES - ENROLL)
+    # the 2 x 3 probes of that finger lose the other set's card as an impostor decision
+    assert res["pooled"]["fmr_1e-2"]["impostor_decisions"] == 2 * probes * (2 * FINGERS - 1) - 2 * (
+        PRESSES - ENROLL
+    )
+
+
+def test_desk_refuses_what_leaves_no_retry(synthetic_sets, tmp_path):
+    with pytest.raises(ValueError, match="no retry"):
+        desk.run(synthetic_sets, ["synth_a"], "native", tmp_path, enroll=PRESSES - 1)
+    with pytest.raises(ValueError, match="condition"):
+        desk.run(synthetic_sets, ["synth_a"], "dry", tmp_path)
+    assert np.isfinite(matcher.decision_threshold("fmr_1e-3", ENROLL))
+
+
+def test_calibration_check_counts_its_decisions(synthetic_sets):
+    """`bench calibrate`'s held-out check on the synthetic sets: pool sizes and card layouts."""
+    from fpverify.bench import calibrate
+
+    t = {
+        n: {k: matcher.extract(v) for k, v in datasets.load_set(synthetic_sets, n).items()}
+        for n in ("synth_a", "synth_b")
+    }
+    year = calibrate.Year(t)
+    pools = year.same_set_impostors()
+    assert [len(p) for p in pools] == [FINGERS * PRESSES * (FINGERS - 1) * PRESSES] * 2  # both orders
+    assert len(year.cards(ENROLL, 2)) == 2 * FINGERS and all(
+        len(c) == 2 * ENROLL for c in year.cards(ENROLL, 2)
+    )
+    res = calibrate.check_year(year, {"fmr_1e-2": 0.2}, 0.01, ENROLL)
+    probes = 2 * FINGERS * (PRESSES - ENROLL)
+    rows = res["fmr_1e-2"]
+    assert set(rows) == {"1", str(ENROLL), str(2 * ENROLL), str(3 * ENROLL)}
+    # one finger a card: every probe of the other 5 fingers; three fingers a card: of the other 3
+    assert rows[str(ENROLL)]["impostor_decisions"] == 2 * FINGERS * (probes - (PRESSES - ENROLL))
+    assert rows[str(3 * ENROLL)]["impostor_decisions"] == 2 * FINGERS * (
+        probes - FINGERS * (PRESSES - ENROLL)
+    )
+    assert rows["1"]["threshold"] < rows[str(ENROLL)]["threshold"] < rows[str(3 * ENROLL)]["threshold"]
+    assert all(r["estimate"] and 0 <= r["FMR"] <= r["FMR_upper95"] <= 1 for r in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["desk", "--enroll", "0"], "--enroll must be at least 1"),
+        (["desk", "--condition", "dry"], "condition must be native or sensor"),
+        (["desk", "--enroll", "4"], "no retry"),
+        (["calibrate"], "calibration needs all 12 FVC sets"),
+        (["accuracy", "--detector", "magic"], "--detector must be one of fused, learned, skeleton"),
+    ],
+)
+def test_bench_commands_refuse_bad_input_clearly(synthetic_sets, tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from fpverify.cli import app
+
+    res = CliRunner().invoke(
+        app,
+        ["bench", *args, "--datasets", str(synthetic_sets), "--sets", "synth_a", "--out", str(tmp_path / "o")]
+        if args[0] != "calibrate"
+        else ["bench", *args, "--datasets", str(synthetic_sets), "--out", str(tmp_path / "o")],
+    )
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)  # an error line, no traceback
