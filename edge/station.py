@@ -75,7 +75,7 @@ class Station:
             self.link = MqttLink(cfg.mqtt, cfg.station.device_id, self.outbox, password=password,
                                  on_templates_changed=self.sync.notify if self.sync else None,
                                  cache_version=self.store.feed_version, software_version=SOFTWARE_VERSION)
-        self.verifier = Verifier(cfg.station, self.store, self.outbox, engine, sensor=self.guard, display=display,
+        self.verifier = Verifier(cfg.station, self.store, self.outbox, self.engine, sensor=self.guard, display=display,
                                  on_recorded=self._recorded)
 
     def _recorded(self, result: VerificationResult) -> None:
