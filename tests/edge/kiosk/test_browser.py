@@ -43,6 +43,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, desk):
+    # The last test's outcome may still be held on screen (outcome_hold_s): start from "present your card".
+    desk.display.idle()
     ctx = browser.new_context(viewport={"width": 1024, "height": 600})  # the 7-inch desk screen
     ctx.set_default_timeout(30000)
     requests = []
