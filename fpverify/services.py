@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fpverify.edge.kiosk.server import ThreadedServer
+
 # The broker must not drop QoS 1 messages for a slow or restarting registry: no queue limit.
 BROKER_CONF = "max_queued_messages 0\nmax_inflight_messages 0\n"
 
@@ -202,31 +204,19 @@ def start_broker(kind: str, workdir: Path) -> PrivateMosquitto | EmbeddedBroker:
     return EmbeddedBroker().start()
 
 
-class ServedApp:
-    """An ASGI app under uvicorn in a thread on 127.0.0.1; `uvicorn_options` go to uvicorn.Config
-    (ssl_certfile, lifespan, ...)."""
+class ServedApp(ThreadedServer):
+    """An ASGI app under uvicorn in a thread on 127.0.0.1 (a free port unless given); `uvicorn_options`
+    go to uvicorn.Config (ssl_certfile, lifespan, ...)."""
 
     def __init__(self, app: Any, port: int | None = None, **uvicorn_options: Any) -> None:
-        import uvicorn
-
-        self.port = port or free_port()
-        options = {"log_level": "warning", "access_log": False, **uvicorn_options}
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **options))
-        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+        port = port or free_port()
+        super().__init__(app, "127.0.0.1", port, f"uvicorn-{port}", **uvicorn_options)
 
     def start(self, timeout: float = 30.0) -> ServedApp:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"the app did not start on 127.0.0.1:{self.port}")
-            time.sleep(0.05)
-        return self
+        return super().start(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        self.server.should_exit = True
-        if self.thread.is_alive():
-            self.thread.join(timeout)
+        super().stop(timeout)
 
 
 class PrivatePostgres:

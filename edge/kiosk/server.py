@@ -15,39 +15,38 @@ from fpverify.edge.kiosk.display import KioskDisplay
 log = logging.getLogger("fpverify.edge.kiosk")
 
 
-class _Http:
-    def __init__(self, app, host: str, port: int, name: str) -> None:
+class ThreadedServer:
+    """An ASGI app under uvicorn in a daemon thread of this process (`options` go to uvicorn.Config).
+    The station's page and HIS API use it; so do the demo and the tests (fpverify.services.ServedApp)."""
+
+    def __init__(self, app, host: str, port: int, name: str, **options) -> None:
         import uvicorn
 
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=1,
-            )
-        )
+        config = {"log_level": "warning", "access_log": False, **options}
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **config))
         self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
         self.name = name
+        self._port = port  # 0: any free port, known once started
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 20.0):
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"the {self.name} server did not start (is the port taken?)")
+                raise RuntimeError(f"the {self.name} server did not start (is port {self._port} taken?)")
             time.sleep(0.02)
+        if not self._port:
+            self._port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
 
     @property
     def port(self) -> int:
-        return self.server.servers[0].sockets[0].getsockname()[1]
+        return self._port
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
-        self.thread.join(10)
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
 
 class KioskService:
@@ -67,8 +66,9 @@ class KioskService:
         self.desk.on_start = lambda job: display.set_purpose(job.purpose or default_purpose)
         display.set_purpose(default_purpose)
         k, h = self.cfg.kiosk, self.cfg.his
-        self.kiosk = _Http(
-            create_kiosk_app(display.hub, self.desk, station, k.language), k.host, k.port, "kiosk"
+        self.kiosk = ThreadedServer(
+            create_kiosk_app(display.hub, self.desk, station, k.language), k.host, k.port, "kiosk",
+            lifespan="off", timeout_graceful_shutdown=1,
         )
         self.his = None
         if h.enabled:
@@ -77,7 +77,7 @@ class KioskService:
                 app = create_his_app(self.desk, station, token, h.max_wait_s)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from exc
-            self.his = _Http(app, h.host, h.port, "his-api")
+            self.his = ThreadedServer(app, h.host, h.port, "his-api", lifespan="off", timeout_graceful_shutdown=1)
         self.status_every_s = status_every_s
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="kiosk-status", daemon=True)
