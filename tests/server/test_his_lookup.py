@@ -100,8 +100,15 @@ def test_his_reads_the_result_the_station_gave_it(registry, station):
     assert datetime.fromisoformat(got["captured_at"]) == told.captured_at  # the same instant
 
     # unknown and malformed ids: a clear answer, never another result
-    assert c.get(f"{PREFIX}/his/results/{uuid.uuid4()}", headers=his).status_code == 404
+    missing = uuid.uuid4()
+    assert c.get(f"{PREFIX}/his/results/{missing}", headers=his).status_code == 404
     assert c.get(f"{PREFIX}/his/results/not-a-uuid", headers=his).status_code == 422
+
+    # every read is in the audit log, the miss too (a stolen token probing ids shows as misses)
+    reads = [e for e in c.get(f"{PREFIX}/audit?entity=verification_result",
+                              headers=auth(login(c, "auditor"))).json() if e["action"] == "his.result.read"]
+    assert [(e["actor"], e["entity_id"], e["note"]) for e in reads] == [
+        ("billing-his", str(told.result_id), None), ("billing-his", str(missing), "not found")]
 
     # the account reaches nothing else: not the office's result list or record, no card holder,
     # no template metadata, no alerts, no devices, no dashboard
