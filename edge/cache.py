@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +24,14 @@ from pathlib import Path
 
 import sqlcipher3
 
-from fpverify.edge.wire import CardStatus, HolderRole, TemplateAdd, TemplateFeed, TemplateRevoke
+from fpverify.edge.wire import (
+    CardHeld,
+    CardStatus,
+    HolderRole,
+    TemplateAdd,
+    TemplateFeed,
+    TemplateRevoke,
+)
 
 PAGE_SIZE = 4096  # SQLCipher 4 default; every intact file is a whole number of pages
 KEY_BYTES = 32
@@ -44,6 +51,8 @@ class CorruptCacheError(CacheError):
 
 class SchemaError(CacheError):
     pass
+
+
 
 
 # Ordered schema steps: MIGRATIONS[i] upgrades user_version i -> i + 1. Never edit a released step.
@@ -88,6 +97,19 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO outbox_history (seq, result_id, outcome, created_at)
         SELECT seq, result_id, json_extract(payload, '$.outcome'), created_at FROM outbox;
     """,
+    # 2 -> 3: how the site holds each card (issue 18): 'site' (the feed keeps it) or 'fetched' (on
+    # demand; the station's policy evicts it, least recently used first). A card with no row is
+    # kept (filled before holds existed). evicted_at: dropped here; the feed's changes about it
+    # are skipped until it is fetched again or the site comes to hold it.
+    """
+    CREATE TABLE holds (
+        card_number TEXT PRIMARY KEY,
+        held TEXT NOT NULL CHECK (held IN ('site', 'fetched')),
+        last_used TEXT NOT NULL,
+        evicted_at TEXT
+    );
+    CREATE INDEX holds_fetched ON holds (held, last_used);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -129,6 +151,8 @@ class Store:
         self._conn = conn
         self.path = path
         self.lock = threading.RLock()
+        # Fills a miss from the registry (edge/sync.py sets it; edge/fetched.py calls it).
+        self.fetcher: Callable[[str], str | None] | None = None
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -151,6 +175,9 @@ class Store:
                 _verify(conn, path)
             conn.execute("PRAGMA synchronous = FULL")  # a committed result survives power loss
             conn.execute("PRAGMA secure_delete = ON")
+            # 32 MB of decrypted pages: a site's indexes (about 100 B a template) stay in memory while
+            # a new station fills, instead of being read and decrypted again per insert (issue 18)
+            conn.execute("PRAGMA cache_size = -32000")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, path)
         except BaseException:
@@ -192,6 +219,13 @@ class Store:
     def schema_version(self) -> int:
         return self.query("PRAGMA user_version")[0][0]
 
+    def ensure_tables(self, script: str) -> None:
+        """Tables a part keeps in this file beside the cache (edge/staff.py), as `CREATE ... IF NOT
+        EXISTS` statements run in one transaction; they do not take a MIGRATIONS step."""
+        with self.transaction() as db:
+            for statement in _statements(script):
+                db.execute(statement)
+
     # -- meta ----------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -228,6 +262,11 @@ class Store:
             "results_recorded": self.query("SELECT count(*) FROM outbox_history")[0][0],
         }
 
+    def has_card(self, card_number: str) -> bool:
+        """The cache knows the card (a status or a template): no need to ask the registry."""
+        return bool(self.query("SELECT 1 FROM cards WHERE card_number = ? UNION ALL "
+                               "SELECT 1 FROM templates WHERE card_number = ? LIMIT 1", (card_number, card_number)))
+
     def apply_feed(self, feed: TemplateFeed) -> int:
         """Apply one validated feed page atomically; returns the new feed version.
 
@@ -239,20 +278,38 @@ class Store:
                            or ("0",))[0])
             if feed.since != current:
                 raise CacheError(f"feed page starts at version {feed.since}, cache is at {current}")
+            evicted = {r[0] for r in db.execute("SELECT card_number FROM holds WHERE evicted_at IS NOT NULL")}
+            now = _iso(datetime.now(UTC))
             for ch in feed.changes:
-                if isinstance(ch, TemplateAdd):
-                    db.execute(
-                        "INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (ch.template_id, ch.card_number, ch.role.value, ch.delegate_id,
-                         ch.valid_until.isoformat() if ch.valid_until else None, ch.finger, ch.quality,
-                         ch.template, ch.version))
+                if isinstance(ch, CardHeld):
+                    if ch.held == "none":  # the site no longer holds the card: drop all of it
+                        for table in ("templates", "cards", "holds"):
+                            db.execute(f"DELETE FROM {table} WHERE card_number = ?", (ch.card_number,))
+                    else:  # the card's full set follows in the feed
+                        db.execute("INSERT INTO holds VALUES (?, ?, ?, NULL) ON CONFLICT (card_number) DO UPDATE "
+                                   "SET held = excluded.held, evicted_at = NULL", (ch.card_number, ch.held, now))
+                    evicted.discard(ch.card_number)
+                elif isinstance(ch, TemplateAdd):
+                    if ch.card_number not in evicted:  # dropped here by the policy: not refilled piecemeal
+                        db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   template_row(ch))
                 elif isinstance(ch, TemplateRevoke):
                     db.execute("DELETE FROM templates WHERE template_id = ?", (ch.template_id,))
                 elif isinstance(ch, CardStatus):
-                    db.execute("INSERT OR REPLACE INTO cards VALUES (?, ?, ?)",
-                               (ch.card_number, ch.status, ch.version))
+                    if ch.card_number not in evicted:
+                        db.execute("INSERT OR REPLACE INTO cards VALUES (?, ?, ?)",
+                                   (ch.card_number, ch.status, ch.version))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('feed_version', ?)", (str(feed.version),))
         return feed.version
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="microseconds")  # sorts as it reads
+
+
+def template_row(ch: TemplateAdd) -> tuple:
+    return (ch.template_id, ch.card_number, ch.role.value, ch.delegate_id,
+            ch.valid_until.isoformat() if ch.valid_until else None, ch.finger, ch.quality, ch.template, ch.version)
 
 
 def _check_size(path: Path) -> None:

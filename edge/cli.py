@@ -183,6 +183,37 @@ def enroll(card: str = typer.Option(..., "--card"), config: str = ConfigOpt,
     typer.echo(json.dumps(answer))
 
 
+@edge_app.command("enroll-staff")
+def enroll_staff(user_id: int = typer.Option(..., "--user-id", help="The clerk's account id at the registry"),
+                 site: str = typer.Option(..., "--site", help="The site whose stations the clerk signs in at"),
+                 config: str = ConfigOpt,
+                 admin: str = typer.Option(..., "--admin", help="Sysadmin user name at the registry"),
+                 fingers: str = typer.Option("2,7", help="ISO finger positions, e.g. 2,7 (right/left index)"),
+                 impressions: int = typer.Option(3, min=3, max=10),
+                 with_pin: bool = typer.Option(True, "--pin/--no-pin", help="Let the clerk choose a PIN fallback")) -> None:
+    """A clerk's sign-in: the clerk's own fingers (and PIN), filed for a supervisor's approval."""
+    from fpverify.edge.enroll import Enroller, EnrollError
+    from fpverify.edge.workflow import ConsoleDisplay
+
+    _setup_logging(False)
+    cfg = _load(config)
+    password = typer.prompt(f"Registry password for {admin}", hide_input=True)
+    pin = typer.prompt("The clerk's PIN (6-12 digits, typed by the clerk)", hide_input=True,
+                       confirmation_prompt=True) if with_pin else None
+    station = _open_station(cfg, display=ConsoleDisplay(), mqtt=False, sync=False)
+    station.start()
+    try:
+        enroller = Enroller(cfg, station.engine, station.sensor, display=station.verifier.display)
+        enroller.login(admin, password)
+        answer = enroller.enroll_staff(user_id, site, [int(f) for f in fingers.split(",")],
+                                       impressions=impressions, pin=pin)
+    except (EnrollError, ValueError) as exc:
+        _fail(str(exc), code=1)
+    finally:
+        station.stop()
+    typer.echo(json.dumps(answer, ensure_ascii=False))
+
+
 @edge_app.command("status")
 def status(config: str = ConfigOpt) -> None:
     """What is in the station's store (opens it read-only in effect: checks, counts, versions)."""

@@ -99,6 +99,19 @@ class CacheSection(_Section):
                                                        file=Path("/etc/fpverify/cache.key")))
 
 
+class FetchSection(_Section):
+    """Cards not in the cache (issue 18): fetched from the registry on demand when online, kept, and
+    evicted by the site's policy (`[registry.fetch]`). Cards the site's feed holds are never evicted
+    here, only by the feed."""
+
+    enabled: bool = True  # false: a card not in the cache is `not_enrolled` here at once
+    timeout_s: float = Field(default=3.0, gt=0, le=30)  # each try; the desk waits at most tries x this
+    tries: int = Field(default=2, ge=1, le=5)
+    offline_s: float = Field(default=10.0, ge=0, le=600)  # after an unreachable registry, do not wait again for this long
+    max_cards: int = Field(default=5000, ge=0, le=1_000_000)  # fetched cards kept; the least recently used go first
+    idle_days: float = Field(default=30.0, gt=0, le=3650)  # a fetched card not used for this long is evicted
+
+
 class RegistrySection(_Section):
     url: str | None = None  # https://registry.example.org ; None: no template sync (offline only)
     device_token: Secret = Field(default_factory=lambda: Secret(credential="fpverify-device-token"))
@@ -106,6 +119,7 @@ class RegistrySection(_Section):
     sync_interval_s: float = Field(default=300.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
     page_limit: int = Field(default=500, ge=1, le=10000)
+    fetch: FetchSection = Field(default_factory=FetchSection)
 
 
 class MqttSection(_Section):
@@ -158,6 +172,20 @@ class HisSection(_Section):
         return self
 
 
+class ShiftSection(_Section):
+    """A clerk's shift at the desk (edge/kiosk/shift.py): opened with the clerk's own finger (staff
+    templates from the registry's staff feed) or their PIN, ended by sign-out or timeout."""
+
+    required: bool = False  # true: no verification without an open shift; results carry its operator
+    timeout_s: float = Field(default=900.0, gt=0, le=86400)  # idle: no check for this long ends the shift
+    max_s: float = Field(default=43200.0, gt=0, le=172800)  # no shift lasts longer (12 h by default)
+    pin: bool = True  # the PIN fallback (a finger that does not read, a cut finger)
+    pin_free_failures: int = Field(default=3, ge=1, le=10)  # wrong PINs in a row before the waits start
+    pin_delay_s: float = Field(default=30.0, gt=0, le=3600)  # first wait; doubles with each failure
+    pin_max_failures: int = Field(default=10, ge=1, le=100)  # then the PIN is off until a finger sign-in
+    staff_sync_s: float = Field(default=300.0, gt=0)  # staff list pulled this often (and on notification)
+
+
 class EdgeConfig(_Section):
     station: StationSection
     sensor: SensorSection = Field(default_factory=SensorSection)
@@ -166,6 +194,7 @@ class EdgeConfig(_Section):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     kiosk: KioskSection = Field(default_factory=KioskSection)
     his: HisSection = Field(default_factory=HisSection)
+    shift: ShiftSection = Field(default_factory=ShiftSection)
 
 
 def load_config(path: str | os.PathLike) -> EdgeConfig:

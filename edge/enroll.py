@@ -8,6 +8,7 @@ templates (never images) as edge.wire.EnrollmentUpload to POST /api/v1/enrollmen
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -139,6 +140,30 @@ class Enroller:
         if resp.status_code in (401, 403):
             raise EnrollError(f"registry refused the operator ({resp.status_code}): not an enroller?")
         raise EnrollError(f"registry answered {resp.status_code}: {detail}")
+
+    def enroll_staff(self, user_id: int, site_id: str, fingers: list[int], impressions: int = 3,
+                     pin: str | None = None, reason: str = "enrolled in person at the station") -> dict:
+        """A clerk's sign-in, captured with the clerk present and filed by the logged-in sysadmin as a
+        special operation (POST /api/v1/staff/{user_id}/credentials): it counts once a supervisor
+        approves it. The PIN goes to the registry once, over the registry connection, and is hashed there."""
+        if self._token is None or self.operator is None:
+            raise EnrollError("log in first")
+        if impressions < 3:
+            raise EnrollError("at least 3 impressions per finger")
+        captured = [self.capture_finger(f, impressions) for f in fingers]
+        body = {"site_id": site_id, "reason": reason, "pin": pin,
+                "fingers": [json.loads(f.model_dump_json()) for f in captured]}
+        try:
+            resp = self.client.post(f"/api/v1/staff/{user_id}/credentials", json=body,
+                                    headers={"Authorization": f"Bearer {self._token}"})
+        except httpx.HTTPError as exc:
+            raise EnrollError(f"upload failed, registry unreachable ({exc}); nothing stored, enroll again") from exc
+        if resp.status_code == 202:
+            return resp.json()
+        if resp.status_code in (401, 403):
+            raise EnrollError(f"registry refused {self.operator!r} ({resp.status_code}): only a sysadmin files a "
+                              f"clerk's sign-in")
+        raise EnrollError(f"registry answered {resp.status_code}: {resp.text[:300]}")
 
     def close(self) -> None:
         self.client.close()

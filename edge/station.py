@@ -29,6 +29,7 @@ from fpverify.edge.workflow import Display, Engine, InvalidCard, RecordError, Ve
 log = logging.getLogger("fpverify.edge.station")
 
 SOFTWARE_VERSION = "0.1.0"
+NO_SHIFT = "no clerk signed in: open a shift at the station (finger or PIN)"
 
 
 class Station:
@@ -68,17 +69,33 @@ class Station:
 
             self.sync = TemplateSync(cfg.registry, cfg.station.device_id, self.store,
                                      cfg.registry.device_token.read_text())
+        # Clerks' sign-in (edge/staff.py, edge/kiosk/shift.py): their own tables, their own feed.
+        from fpverify.edge.kiosk.shift import Shift
+        from fpverify.edge.staff import StaffStore, StaffSync
+
+        self.staff = StaffStore(self.store)
+        self.shift = Shift(cfg.shift, self.staff)
+        self.staff_sync = StaffSync(cfg.registry, cfg.station.device_id, cfg.station.site_id, self.staff,
+                                    cfg.registry.device_token.read_text(), interval_s=cfg.shift.staff_sync_s,
+                                    on_applied=self.shift.roster_changed) if self.sync else None
         if mqtt and cfg.mqtt.host:
             from fpverify.edge.mqtt_link import MqttLink
 
             password = cfg.mqtt.password.read_text() if cfg.mqtt.password.configured() else None
             self.link = MqttLink(cfg.mqtt, cfg.station.device_id, self.outbox, password=password,
-                                 on_templates_changed=self.sync.notify if self.sync else None,
+                                 on_templates_changed=self._registry_changed if self.sync else None,
                                  cache_version=self.store.feed_version, software_version=SOFTWARE_VERSION)
         self.verifier = Verifier(cfg.station, self.store, self.outbox, self.engine, sensor=self.guard, display=display,
                                  on_recorded=self._recorded)
 
+    def _registry_changed(self, note) -> None:
+        """TemplatesChanged: the patients' feed, and the staff list (a freeze notifies too)."""
+        self.sync.notify(note)
+        if self.staff_sync:
+            self.staff_sync.notify(note)
+
     def _recorded(self, result: VerificationResult) -> None:
+        self.shift.touch()
         if self.link:
             self.link.notify()
 
@@ -95,8 +112,13 @@ class Station:
             self.link.start()
         if self.sync:
             self.sync.start()
+        if self.staff_sync:
+            self.staff_sync.start()
 
     def stop(self) -> None:
+        self.shift.close()
+        if self.staff_sync:
+            self.staff_sync.stop()
         if self.sync:
             self.sync.stop()
         if self.link:
@@ -124,6 +146,13 @@ class Station:
         except BadRead as exc:
             self.show(Prompt(Step.CARD_NOT_READ, reasons=(exc.reason,), detail=str(exc)))
             return None
+        # With a shift open its clerk is the operator (authenticated), never a typed id.
+        shift_operator = self.shift.operator()
+        if shift_operator is None and self.shift.required:
+            log.warning("card refused: no clerk has signed in at this desk")
+            self._problem(NO_SHIFT)
+            return None
+        operator_id = shift_operator or operator_id
         self.show(Prompt(Step.CARD_READ, fingers=self._fingers(card)))
         default = self.verifier.cfg
         if purpose is not None and purpose != default.purpose:

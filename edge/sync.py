@@ -5,20 +5,29 @@ whole before anything is applied (versions in order and after ours, every templa
 the matcher, delegates well formed); a malformed page is rejected with a SyncError naming the
 problem and the cache stays exactly as it was. Pages apply atomically, so a failure mid-way leaves
 the cache at the last good version, from where the next sync resumes.
+
+The feed is the station's site's (issue 18). A card the cache lacks is fetched on demand
+(`fetch_card`, GET /api/v1/devices/{id}/cards/{card}, the same HTTPS client and device token;
+the answer is not signed, the transport and token authenticate it), checked like a feed page,
+kept (edge/fetched.py) and evicted by `[registry.fetch]`. Each try is bounded by
+`fetch.timeout_s`, at most `fetch.tries`; after an unreachable registry the station does not wait
+on it again for `fetch.offline_s` (the desk answers `not_enrolled` here at once).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
 from pydantic import ValidationError
 
+from fpverify.edge import fetched
 from fpverify.edge.cache import CacheError, Store
 from fpverify.edge.config import RegistrySection
-from fpverify.edge.wire import HolderRole, TemplateAdd, TemplateFeed, TemplatesChanged
+from fpverify.edge.wire import CardRecord, HolderRole, TemplateAdd, TemplateFeed, TemplatesChanged
 
 log = logging.getLogger("fpverify.edge.sync")
 
@@ -31,6 +40,17 @@ def matcher_template_check(raw: bytes) -> None:
     """Default check: the matcher must be able to parse the template (ValueError otherwise)."""
     from fpverify import matcher
     matcher.Template.from_bytes(raw)
+
+
+def check_template(ch: TemplateAdd, template_check: Callable[[bytes], None] | None) -> None:
+    if (ch.role == HolderRole.DELEGATE) != (ch.delegate_id is not None):
+        raise SyncError(f"template {ch.template_id}: delegate_id must be set exactly for delegates")
+    if template_check is not None:
+        try:
+            template_check(ch.template)
+        except (ValueError, TypeError) as exc:
+            raise SyncError(f"template {ch.template_id} for card {ch.card_number} is not a valid "
+                            f"template: {exc}") from exc
 
 
 def check_feed(feed: TemplateFeed, since: int, template_check: Callable[[bytes], None] | None) -> None:
@@ -46,14 +66,7 @@ def check_feed(feed: TemplateFeed, since: int, template_check: Callable[[bytes],
             raise SyncError(f"change {i} has version {ch.version}, beyond the feed's version {feed.version}")
         last = ch.version
         if isinstance(ch, TemplateAdd):
-            if (ch.role == HolderRole.DELEGATE) != (ch.delegate_id is not None):
-                raise SyncError(f"template {ch.template_id}: delegate_id must be set exactly for delegates")
-            if template_check is not None:
-                try:
-                    template_check(ch.template)
-                except (ValueError, TypeError) as exc:
-                    raise SyncError(f"template {ch.template_id} for card {ch.card_number} is not a valid "
-                                    f"template: {exc}") from exc
+            check_template(ch, template_check)
 
 
 class TemplateSync:
@@ -75,6 +88,8 @@ class TemplateSync:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._offline_until = 0.0  # monotonic: an unreachable registry is not waited on again before
+        store.fetcher = self.fetch_card
 
     def fetch(self, since: int) -> TemplateFeed:
         try:
@@ -110,7 +125,63 @@ class TemplateSync:
         if applied:
             log.info("template sync applied %d changes; cache at version %d", applied, self.store.feed_version())
         self.last_error = None
+        self._offline_until = 0.0
+        policy = self.cfg.fetch
+        fetched.evict(self.store, policy.max_cards, policy.idle_days)
         return applied
+
+    # -- on demand -----------------------------------------------------------------------------
+    def fetch_card(self, card_number: str) -> str | None:
+        """Fetch a card the cache lacks and keep it. None when stored; otherwise why not."""
+        policy = self.cfg.fetch
+        if not policy.enabled:
+            return "on-demand fetch is off at this station"
+        if time.monotonic() < self._offline_until:
+            return "registry unreachable (offline)"
+        why, tries, refetched = "no answer", 0, False
+        while tries < policy.tries:
+            tries += 1
+            try:
+                resp = self.client.get(f"/api/v1/devices/{self.device_id}/cards/{card_number}",
+                                       timeout=policy.timeout_s)
+            except httpx.HTTPError as exc:
+                why = f"registry unreachable (offline): {type(exc).__name__}"
+                continue
+            if resp.status_code == 404:
+                return "the registry has no such card holder"
+            if resp.status_code != 200:
+                why = f"registry answered {resp.status_code}"
+                if resp.status_code < 500:
+                    return why  # refused (rate limit, token, card number): trying again now changes nothing
+                continue
+            try:
+                record = self._checked(resp.content, card_number)
+                fetched.store_card(self.store, record)
+            except fetched.StaleRecord:
+                why = "the card changed while it was fetched"
+                if not refetched:  # the feed moved on meanwhile: once more, whatever `tries` says
+                    refetched, tries = True, tries - 1
+                continue
+            except (SyncError, CacheError) as exc:
+                log.warning("fetched card refused: %s", exc)
+                return f"fetched card refused: {exc}"
+            log.info("fetched a card on demand: %d templates, held %s", len(record.templates), record.held)
+            fetched.evict(self.store, policy.max_cards, policy.idle_days)
+            return None
+        if why.startswith("registry unreachable"):
+            self._offline_until = time.monotonic() + policy.offline_s
+        return why
+
+    def _checked(self, content: bytes, card_number: str) -> CardRecord:
+        try:
+            record = CardRecord.model_validate_json(content)
+        except ValidationError as exc:
+            raise SyncError(f"malformed card record ({exc.error_count()} problems)") from exc
+        if record.card_number != card_number:
+            raise SyncError("the registry answered for another card")
+        for t in record.templates:
+            check_template(t, self.template_check)
+        return record
 
     # -- background ----------------------------------------------------------------------------
     def notify(self, note: TemplatesChanged) -> None:

@@ -208,7 +208,19 @@ class CardStatus(_Msg):
     status: Literal["active", "blocked"]
 
 
-TemplateChange = Annotated[TemplateAdd | TemplateRevoke | CardStatus, Field(discriminator="op")]
+class CardHeld(_Msg):
+    """The site's hold on a card changed (issue 18): `site` (enrolled, admitted or registered there:
+    the station keeps it), `fetched` (fetched on demand: the station's eviction policy may drop it),
+    `none` (no longer assigned to the site: drop the card, its templates and its status). A new
+    hold is followed by the card's active templates and its status."""
+
+    op: Literal["hold"] = "hold"
+    version: int = Field(ge=1)
+    card_number: CardNumber
+    held: Literal["site", "fetched", "none"]
+
+
+TemplateChange = Annotated[TemplateAdd | TemplateRevoke | CardStatus | CardHeld, Field(discriminator="op")]
 
 
 class TemplateFeed(_Msg):
@@ -219,6 +231,22 @@ class TemplateFeed(_Msg):
     version: int = Field(ge=0)  # the feed's version after applying `changes`
     changes: list[TemplateChange] = Field(default_factory=list, max_length=10000)
     more: bool = False  # another page follows from `version`
+
+
+class CardRecord(_Msg):
+    """GET /api/v1/devices/{device_id}/cards/{card_number}: one card fetched on demand (issue 18).
+
+    True as of feed version `version`: every later change about the card reaches the device through
+    its site's feed (the fetch assigns the holder to the site). `templates` are the holder's and
+    the valid delegates' active ones (their `version` is `version`)."""
+
+    kind: Literal["card_record"] = "card_record"
+    v: Literal[1] = 1
+    card_number: CardNumber
+    status: Literal["active", "blocked"]
+    held: Literal["site", "fetched"]
+    version: int = Field(ge=1)
+    templates: list[TemplateAdd] = Field(default_factory=list, max_length=200)
 
 
 class Consent(_Msg):
@@ -263,9 +291,45 @@ class EnrollmentUpload(_Msg):
         return self
 
 
+class StaffTemplate(_Msg):
+    """One template of a clerk's finger, for signing in at the station (never a patient's)."""
+
+    template_id: str = Field(min_length=1, max_length=64)
+    finger: int = Field(ge=0, le=10)
+    quality: int = Field(ge=0, le=100)
+    template: Annotated[B64Bytes, Field(min_length=8, max_length=65536)]
+
+
+class StaffMember(_Msg):
+    """A clerk of the device's site. A frozen account comes without templates or PIN hash: the station
+    learns it is frozen (and ends its shift) but holds nothing it could sign in with."""
+
+    operator_id: str = Field(min_length=1, max_length=64)  # the registry account's user name
+    status: Literal["active", "frozen"]
+    pin_hash: str | None = Field(default=None, max_length=255, pattern=r"^\$argon2id\$")  # never a plain PIN
+    templates: list[StaffTemplate] = Field(default_factory=list, max_length=30)
+
+    @model_validator(mode="after")
+    def _frozen_holds_nothing(self) -> StaffMember:
+        if self.status == "frozen" and (self.templates or self.pin_hash):
+            raise ValueError("a frozen account carries no templates and no PIN hash")
+        return self
+
+
+class StaffFeed(_Msg):
+    """GET /api/v1/devices/{device_id}/staff: the whole list of the site's clerks (a snapshot; the
+    station replaces its list with it and refuses one older than the list it holds)."""
+
+    v: Literal[1] = 1
+    site_id: str = Field(min_length=1, max_length=64)
+    generated_at: AwareDatetime
+    staff: list[StaffMember] = Field(default_factory=list, max_length=2000)
+
+
 ENVELOPE_FIELDS = frozenset({"kind", "v"})  # message framing, not part of the stored record
 
-SCHEMA_MODELS = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload)
+SCHEMA_MODELS = (VerificationResult, DeviceStatus, TemplatesChanged, TemplateFeed, EnrollmentUpload, StaffFeed,
+                 CardRecord)
 
 
 def json_schemas() -> dict[str, dict]:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fpverify.edge import fetched
 from fpverify.edge.cache import CachedTemplate, Store
 from fpverify.edge.config import StationSection
 from fpverify.edge.outbox import Outbox, new_result_id
@@ -42,6 +43,9 @@ MESSAGES = {
     Outcome.POOR_QUALITY: "fingerprint not readable: check the ID document instead",
     Outcome.SENSOR_ERROR: "fingerprint sensor problem: check the ID document; call IT if it persists",
 }
+# A card neither in the cache nor fetched (offline, or the registry refused): the result's detail says why.
+NOT_HERE_MESSAGE = (f"{fetched.NOT_HERE}: card not in this station's cache and not fetched from the registry; "
+                    "check the ID document, try again when the station is online")
 
 
 class Sensor(Protocol):
@@ -210,10 +214,11 @@ class Verifier:
 
     # -- steps ---------------------------------------------------------------------------------
     def _precheck(self, card: str) -> Decision | None:
+        missing = fetched.ensure(self.store, card)  # not in the cache: fetched when online (issue 18)
         if self.store.card_status(card) == "blocked":
             return Decision(Outcome.CARD_BLOCKED)
         if not self.store.templates_for(card):
-            return Decision(Outcome.NOT_ENROLLED)
+            return Decision(Outcome.NOT_ENROLLED, detail=f"{fetched.NOT_HERE}: {missing}" if missing else None)
         return None
 
     def _decide(self, image: np.ndarray, templates: list[CachedTemplate]) -> Decision:
@@ -267,7 +272,8 @@ class Verifier:
         if self.on_recorded:
             self.on_recorded(result)
         if self.display:
-            self.display.outcome(result, MESSAGES[result.outcome])
+            here = (result.detail or "").startswith(fetched.NOT_HERE)
+            self.display.outcome(result, NOT_HERE_MESSAGE if here else MESSAGES[result.outcome])
         log.info("result %s: %s", result.result_id, result.outcome.value)
         return result
 

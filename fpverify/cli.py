@@ -21,6 +21,7 @@ PARTS = (
     "fpverify.edge.cli",
     "fpverify.server.cli",
     "fpverify.demo.cli",
+    "fpverify.bench.sitefeed",  # spans edge and server (issue 18)
 )
 
 

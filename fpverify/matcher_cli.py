@@ -156,13 +156,17 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         enroll: int = typer.Option(3, help="presses enrolled a finger (the card's templates)"),
         out: Path = typer.Option(Path("bench-out/desk"), "--out"),
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+        cohort: str = typer.Option("none", help="none | other-years (impostor-cohort normalisation)"),
     ) -> None:
         """Decisions as the station makes them: FMR, FNMR, FNMR after one retry at each operating point."""
         from fpverify.bench import desk as dk
 
         names = _set_names(datasets, sets)
         try:
-            res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache)
+            if cohort not in ("none", "other-years"):
+                raise ValueError("--cohort must be none or other-years")
+            groups = dk.other_years(names) if cohort == "other-years" else None
+            res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache, cohort=groups)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
@@ -178,15 +182,16 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         enroll: int = typer.Option(3, help="presses enrolled a finger"),
         out: Path = typer.Option(Path("bench-out/calibrate"), "--out"),
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
+        cohort: str = typer.Option("none", help="none | other-years (fit the cohort-normalised decision)"),
     ) -> None:
         """Fit THRESHOLDS and TAIL_SCALE; check them on each FVC year left out of the fit."""
         from fpverify.bench import calibrate as cb
 
-        if condition not in ("native", "sensor"):
-            typer.echo("error: --condition must be native or sensor", err=True)
+        if condition not in ("native", "sensor") or cohort not in ("none", "other-years"):
+            typer.echo("error: --condition must be native or sensor, --cohort none or other-years", err=True)
             raise typer.Exit(2)
         try:
-            res = cb.run(datasets, condition, out, enroll=enroll, cache=cache)
+            res = cb.run(datasets, condition, out, enroll=enroll, cache=cache, cohort=cohort == "other-years")
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e

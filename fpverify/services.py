@@ -1,7 +1,7 @@
 """Private services for tests, benchmarks and the demo: the one place that starts them.
 
-PrivateMosquitto and PrivatePostgres run the installed binaries on a free port in a folder of their
-own (never a system service); EmbeddedBroker is amqtt in a thread (MQTT 3.1.1 only) for machines
+PrivateMosquitto, PrivatePostgres and PrivateRabbitMQ run the installed binaries on free ports in a
+folder of their own (never a system service); EmbeddedBroker is amqtt in a thread (MQTT 3.1.1 only) for machines
 without Mosquitto; ServedApp runs an ASGI app under uvicorn in a thread. PostgreSQL runs as
 `postgres` when we are root. The package must not import tests, so tests import from here.
 """
@@ -18,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,85 @@ class PrivatePostgres:
                              autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+
+class PrivateRabbitMQ:
+    """A private RabbitMQ node (the installed rabbitmq-server, its own node name, ports, Erlang
+    cookie and data folder; the MQTT plugin on). Stations speak MQTT 3.1.1 to `mqtt_port`; the
+    registry's ingest workers consume a quorum queue over AMQP at `amqp_url`. The data folder
+    survives `stop`/`start`, so `restart` keeps queues and messages (a broker restart)."""
+
+    version = "3.1.1"  # RabbitMQ 3.10's MQTT plugin: MQTT 3.1 / 3.1.1
+    name = "RabbitMQ (private, MQTT plugin + quorum queue)"
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path):
+        self.server = find_binary("rabbitmq-server", ("/usr/lib/rabbitmq/bin", "/usr/sbin"))
+        if not self.server:
+            raise RuntimeError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+        real = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # Debian's /usr/sbin one re-runs itself as `rabbitmq`
+        self.server = str(real) if real.exists() else self.server
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()  # MQTT (what stations and the notifier use)
+        self.mqtt_port = self.port
+        self.amqp_port = free_port()
+        self.dist_port = free_port()
+        self.node = f"fpverify-{uuid.uuid4().hex[:8]}@localhost"
+        (self.workdir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_port}\n"
+            "mqtt.allow_anonymous = true\nmqtt.default_user = guest\nmqtt.default_pass = guest\n"
+            "loopback_users = none\n")
+        (self.workdir / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
+        cookie = self.workdir / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text(uuid.uuid4().hex)
+            cookie.chmod(0o400)
+        self.env = dict(os.environ, HOME=str(self.workdir), RABBITMQ_NODENAME=self.node,
+                        RABBITMQ_NODE_PORT=str(self.amqp_port), RABBITMQ_DIST_PORT=str(self.dist_port),
+                        RABBITMQ_MNESIA_BASE=str(self.workdir / "mnesia"), RABBITMQ_LOG_BASE=str(self.workdir / "log"),
+                        RABBITMQ_CONFIG_FILE=str(self.workdir / "rabbitmq.conf"),
+                        RABBITMQ_ENABLED_PLUGINS_FILE=str(self.workdir / "enabled_plugins"),
+                        RABBITMQ_PLUGINS_EXPAND_DIR=str(self.workdir / "plugins"),
+                        RABBITMQ_ADVANCED_CONFIG_FILE=str(self.workdir / "advanced.config"),
+                        RABBITMQ_PID_FILE=str(self.workdir / "rabbit.pid"),
+                        ERL_CRASH_DUMP=str(self.workdir / "erl_crash.dump"),  # never into the caller's folder
+                        RUNNING_UNDER_SYSTEMD="1")  # exec the VM itself: our pid is the broker's
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    def start(self, timeout: float = 120.0) -> PrivateRabbitMQ:
+        out = self.workdir / "rabbitmq.out"
+        with out.open("ab") as f:
+            self.proc = subprocess.Popen([self.server], env=self.env, cwd=self.workdir, stdout=f,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:  # the MQTT listener opens last, once the broker and the plugin are up
+                wait_port(self.mqtt_port, timeout=0.5)
+                wait_port(self.amqp_port, timeout=5)
+                return self
+            except TimeoutError:
+                continue
+        self.kill()
+        raise RuntimeError(f"rabbitmq did not start: {out.read_text(errors='replace')[-2000:].strip()}")
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: the node stops its apps and flushes)."""
+        stop_process(self.proc, timeout=60)
+        self.proc = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing flushed beyond what the broker already synced."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, crash: bool = False) -> PrivateRabbitMQ:
+        self.kill() if crash else self.stop()
+        return self.start()

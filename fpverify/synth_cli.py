@@ -97,14 +97,28 @@ def bench_synth(
     seed: int = typer.Option(0),
     baseline_fingers: int = typer.Option(3, min=0, help="Masters grown at full resolution for comparison"),
     match_fingers: int = typer.Option(30, min=0, help="Fingers extracted and compared all-pairs: impostor "
-                                      "rate at each operating point against the rate it is named after"),
+                                      "rate at each shipped operating point, against the real sets' (0: skip)"),
+    condition: str = typer.Option("sensor", help="sensor (the station's 288x256, 4-bit images) or native"),
+    real: bool = typer.Option(True, help="Measure the FVC sets by the same protocol in the same run"),
+    datasets: Path = typer.Option(None, help="Folder of the FVC sets (default $FPVERIFY_DATASETS or ../shared/datasets)"),
+    cache: Path = typer.Option(None, help="Template cache folder for the FVC sets (as bench accuracy --cache)"),
 ) -> None:
     """Time synthetic generation (masters + impressions, no file I/O) against the 2-minute budget;
-    then the impostor rate of synthetic fingers at each shipped operating point (issue 18)."""
+    then the impostor rate of synthetic fingers at each shipped operating point against the real FVC
+    sets' by the same protocol (issue 18; fpverify/bench/synth.py)."""
     from rich.progress import Progress
 
+    from fpverify.bench import synth as variety
     from fpverify.matcher import synth as s
 
+    if condition not in variety.CONDITIONS:
+        raise typer.BadParameter(f"--condition must be one of {', '.join(variety.CONDITIONS)}")
+    if match_fingers and real:
+        from fpverify.bench import datasets as ds
+
+        root = datasets or ds.default_root()
+        if not ds.available_sets(root):
+            raise typer.BadParameter(ds.missing(root) + "; or --no-real")
     out.mkdir(parents=True, exist_ok=True)
     per_impression, master_times, counts = [], [], []
     start = time.perf_counter()
@@ -140,7 +154,8 @@ def bench_synth(
         "half_resolution_master_ms_median": round(1000 * statistics.median(fast), 2) if fast else None,
     }
     if match_fingers:
-        results["matching"] = impostor_rates(seed, min(match_fingers, fingers), impressions)
+        results["matching"] = variety_run(seed, min(match_fingers, fingers), impressions, condition,
+                                          root if real else None, cache)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     ratio = (
         f"{statistics.median(slow) / statistics.median(fast):.1f}x faster than growing at full resolution "
@@ -157,60 +172,41 @@ def bench_synth(
         f"- median per master: {results['ms_per_master_median']} ms\n"
         f"- median ground-truth minutiae per impression: {results['minutiae_per_impression_median']}\n"
         f"- ridge growth at half resolution: {ratio}\n"
-        + _matching_report(results.get("matching"))
+        + (variety.report(results["matching"]) if match_fingers else "")
         + f"\nCommand: `fpverify bench synth --fingers {fingers} --impressions {impressions} --seed {seed} "
-        f"--match-fingers {match_fingers} --out {out}`\n"
+        f"--baseline-fingers {baseline_fingers} --match-fingers {match_fingers} --condition {condition}"
+        f"{'' if real else ' --no-real'} --out {out}`\n"
     )
     typer.echo(json.dumps(results))
 
 
-def impostor_rates(seed: int, fingers: int, impressions: int) -> dict:
-    """The accuracy bench's all-pairs protocol on synthetic fingers: every impression of finger A
-    against every impression of finger B (A < B) are impostors, every two impressions of a finger
-    genuine; the share of each reaching each shipped operating point's threshold."""
+def variety_run(seed: int, fingers: int, impressions: int, condition: str, root: Path | None,
+                cache: Path | None) -> dict:
+    """Synthetic impostor rates at the shipped points; the real sets' by the same protocol when root."""
+    from collections import Counter
+
     import numpy as np
+    from rich.progress import Progress
 
-    from fpverify import matcher
-    from fpverify.matcher import decision
-    from fpverify.matcher import synth as s
+    from fpverify.bench import synth as variety
 
-    temps: list[list] = []
-    failures = 0
-    for i in range(fingers):
-        master = s.generate_finger(seed * 1_000_003 + i)
-        row = []
-        for k in range(impressions):
-            try:
-                row.append(matcher.extract(s.impression(master, k, seed)[0]))
-            except ValueError:
-                failures += 1
-        temps.append(row)
-    imp = [matcher.compare(a, b) for i in range(fingers) for j in range(i + 1, fingers) for a in temps[i] for b in temps[j]]
-    gen = [matcher.compare(r[x], r[y]) for r in temps for x in range(len(r)) for y in range(x + 1, len(r))]
-    imp_a, gen_a = np.array(imp), np.array(gen)
-    points = {}
-    for point, thr in matcher.THRESHOLDS.items():
-        rate = float((imp_a >= thr).mean()) if len(imp_a) else float("nan")
-        named = decision.point_rate(point)
-        points[point] = {"threshold": thr, "impostor_rate": rate, "impostors_above": int((imp_a >= thr).sum()),
-                         "named_rate": named, "ratio": rate / named, "within_2x": 0.5 <= rate / named <= 2.0,
-                         "genuine_below": float((gen_a < thr).mean()) if len(gen_a) else float("nan")}
-    return {"fingers": fingers, "impressions": impressions, "extraction_failures": failures,
-            "impostor_comparisons": len(imp), "genuine_comparisons": len(gen), "points": points}
-
-
-def _matching_report(m: dict | None) -> str:
-    if not m:
-        return ""
-    lines = [f"\n## Impostor rate at the shipped operating points ({m['fingers']} fingers x {m['impressions']}, "
-             f"all-pairs: {m['impostor_comparisons']:,} impostor, {m['genuine_comparisons']:,} genuine comparisons)\n",
-             "| point | threshold | impostor rate | above | named rate | ratio | within 2x | genuine below |",
-             "|---|---|---|---|---|---|---|---|"]
-    for point, x in m["points"].items():
-        lines.append(f"| {point} | {x['threshold']:.4f} | {x['impostor_rate']:.2e} | {x['impostors_above']} "
-                     f"| {x['named_rate']:.0e} | {x['ratio']:.2f} | {'yes' if x['within_2x'] else 'no'} "
-                     f"| {100 * x['genuine_below']:.1f} % |")
-    return "\n".join(lines) + "\n"
+    with Progress() as progress:
+        task = progress.add_task("synthetic templates", total=fingers)
+        temps, kinds = variety.synthetic_templates(seed, fingers, impressions, condition,
+                                                   lambda: progress.advance(task))
+    imp, gen = variety.all_pairs(temps)
+    m = {"condition": condition, "fingers": fingers, "impressions": impressions,
+         "classes": dict(sorted(Counter(kinds).items())),
+         "extraction_failures": sum(t is None for row in temps for t in row),
+         "impostor_comparisons": len(imp), "genuine_comparisons": len(gen),
+         "impostor_median": float(np.median(imp)), "genuine_median": float(np.median(gen)),
+         "synthetic": variety.point_rates(imp, gen)}
+    if root is not None:
+        r_imp, r_gen, names = variety.real_scores(root, condition, cache)
+        m.update(real_sets=names, real_impostor_median=float(np.median(r_imp)),
+                 real_genuine_median=float(np.median(r_gen)), real=variety.point_rates(r_imp, r_gen))
+        m["versus_real"] = variety.against_real(m["synthetic"], m["real"])
+    return m
 
 
 def bench_sensor_download(

@@ -198,15 +198,59 @@ def new_backup_key(path: Path) -> None:
     typer.echo(f"key written to {path}; keep it apart from the backups")
 
 
+@server_app.command("partitions")
+def partitions_cmd(database_url: str = DbOpt) -> None:
+    """Create the monthly partitions of the results ahead (FPVERIFY_RETENTION__MONTHS_AHEAD; PostgreSQL)."""
+    import logging
+
+    from fpverify.server.models import utcnow
+    from fpverify.server.ops.partitions import ensure_months, partitioned
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = _db(database_url)
+    with db.session() as s:
+        if not partitioned(s):
+            typer.echo("verification_results is not partitioned here (SQLite): nothing to do")
+            return
+        made = ensure_months(s, utcnow(), db.settings.retention.months_ahead)
+        s.commit()
+    typer.echo(f"partitions created: {', '.join(map(str, made))}" if made else "every partition ahead exists")
+
+
+@server_app.command("retention")
+def retention_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="count what would go; change nothing"),
+                  database_url: str = DbOpt) -> None:
+    """Delete verification records older than FPVERIFY_RETENTION__RESULTS_MONTHS (audited)."""
+    import logging
+
+    from fpverify.server.ops import retention
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = _db(database_url)
+    with db.session() as s:
+        report = retention.run(s, db.settings.retention.results_months, dry_run=dry_run)
+    typer.echo(report.summary())
+
+
 def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Option(20000, help="distinct valid results"),
                  devices: int = typer.Option(50), duplicates: int = typer.Option(1000),
                  malformed: int = typer.Option(100), clients: int = typer.Option(5, help="publishing connections"),
-                 mqtt_version: str = typer.Option("5")) -> None:
-    """Sustained results/s from simulated stations through Mosquitto into a private PostgreSQL."""
-    from fpverify.bench.ingest import run_ingest_bench
+                 mqtt_version: str = typer.Option("5"),
+                 workers: int = typer.Option(1, min=1, help="ingest workers sharing the load"),
+                 broker: str = typer.Option("mosquitto", help="mosquitto | rabbitmq (MQTT plugin + quorum queue)"),
+                 repeat: int = typer.Option(3, min=1, help="runs per setup (median)")) -> None:
+    """Sustained results/s and latency from simulated stations through the broker into a private
+    PostgreSQL; Mosquitto with one worker is measured in the same run as the baseline."""
+    from fpverify.bench.ingest import BROKERS, run_ingest_bench
 
-    res = run_ingest_bench(out, results, devices, duplicates, malformed, clients, mqtt_version)
-    typer.echo(f"{res['results_per_s']:.0f} results/s; sent {res['sent']}, stored {res['stored']}, lost {res['lost']}")
+    if broker not in BROKERS:
+        typer.echo(f"error: --broker must be one of {', '.join(BROKERS)}", err=True)
+        raise typer.Exit(2)
+    res = run_ingest_bench(out, results, devices, duplicates, malformed, clients, mqtt_version, repeat=repeat,
+                           workers=workers, broker=broker)
+    typer.echo(f"{broker} x{workers}: {res['results_per_s']:.0f} results/s (baseline mosquitto x1 "
+               f"{res['baseline']['results_per_s']:.0f}), latency {res['latency_ms_median']} ms; "
+               f"sent {res['sent']}, stored {res['stored']}, lost {res['lost']}")
     if res["lost"]:
         raise typer.Exit(1)
 

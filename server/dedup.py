@@ -136,7 +136,9 @@ class DuplicateIndex:
             return
         changes = list(s.execute(
             select(FeedChange.op, FeedChange.template_id)
-            .where(FeedChange.version > self.version, FeedChange.version <= upto, FeedChange.op.in_(("add", "revoke")))
+            # the registry's own log (site None): each template once, however many sites get it
+            .where(FeedChange.version > self.version, FeedChange.version <= upto, FeedChange.site_id.is_(None),
+                   FeedChange.op.in_(("add", "revoke")))
             .order_by(FeedChange.version)))  # fmt: skip
         adds = [tid for op, tid in changes if op == "add" and tid]
         rows = {}

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
+from fpverify.edge import wire
 from fpverify.server.models import ApprovalAction, Role
 
 Str64 = Field(min_length=1, max_length=64)
@@ -356,3 +357,30 @@ class Health(BaseModel):
     status: Literal["ok"]
     database: bool
     ingest: dict | None
+
+
+class StaffEnrollIn(ReasonIn):
+    """A clerk's sign-in for the stations of one site: finger templates captured with the clerk
+    present and, optionally, the PIN the clerk typed (hashed at once, never stored or shown)."""
+
+    site_id: str = Field(min_length=1, max_length=64)
+    fingers: list[wire.EnrolledFinger] = Field(min_length=1, max_length=4)
+    pin: str | None = Field(default=None, min_length=6, max_length=12, repr=False)
+
+
+class StaffCredentialOut(BaseModel):
+    id: str
+    user_id: int
+    username: str
+    site_id: str
+    status: str
+    has_pin: bool
+    fingers: list[int]
+    requested_by: str
+    created_at: datetime
+    decided_at: datetime | None = None
+
+
+class StaffEnrollOut(BaseModel):
+    credential_id: str
+    approval: ApprovalOut

@@ -21,6 +21,7 @@ READERS = [
     (["bench", "search"], None),
     (["bench", "teacher"], None),
     (["bench", "speed"], None),
+    (["bench", "synth"], None),
     (["train", "extractor"], "torch"),
 ]
 

@@ -5,8 +5,13 @@ GET  /kiosk/events?lang=..  Server-Sent Events: the screen as translated text, o
 GET  /kiosk/state?lang=..   the same, once (JSON)
 POST /kiosk/card            {"text": "<line the card reader typed>"}: a card for the desk
 POST /kiosk/consent         {"answer": "agree" | "decline"}: the holder's answer on the consent screen
+POST /kiosk/shift/finger    the clerk signs in with their finger (a press against the site's clerks only)
+POST /kiosk/shift/pin       {"operator_id", "pin"}: the PIN fallback (throttled, edge/kiosk/shift.py)
+POST /kiosk/shift/signout   end the shift
 
 What goes to the page is words, a tone and counts: never an image, a template or a card number.
+With `[shift] required`, the page shows the clerk's sign-in until a shift is open, and a card is
+refused (reason "no_shift") without one.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from fpverify.edge.kiosk.cards import BadRead, parse_card
-from fpverify.edge.kiosk.desk import Desk, DeskBusy
+from fpverify.edge.kiosk.desk import FINAL, Desk, DeskBusy
 from fpverify.edge.kiosk.display import Hub
-from fpverify.edge.kiosk.texts import chrome, render
+from fpverify.edge.kiosk.shift import SignInRefused
+from fpverify.edge.kiosk.texts import chrome, render, render_shift
 from fpverify.edge.prompts import Prompt, Step
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -40,14 +46,31 @@ class ConsentAnswer(BaseModel):
     answer: Literal["agree", "decline"]
 
 
-def _state(hub: Hub, lang: str | None) -> dict:
+class PinSignIn(BaseModel):
+    operator_id: str = Field(min_length=1, max_length=64)
+    pin: str = Field(min_length=1, max_length=64)
+
+
+def _shift(station, desk: Desk | None, lang: str | None) -> dict:
+    shift = getattr(station, "shift", None)
+    if shift is None:
+        return render_shift(False, None, False, None, None, lang)
+    job = desk.current() if desk is not None else None
+    signing = job is not None and job.sign_in and job.state not in FINAL
+    return render_shift(shift.required, shift.operator(), signing, shift.note, shift.retry_after, lang)
+
+
+def _state(hub: Hub, lang: str | None, station=None, desk: Desk | None = None) -> dict:
     seq, view, online, pending = hub.snapshot()
-    return {"seq": seq, **render(view, online, pending, lang)}
+    return {"seq": seq, **render(view, online, pending, lang), "shift": _shift(station, desk, lang)}
 
 
 def create_kiosk_app(hub: Hub, desk: Desk, station, default_language: str = "zh_CN") -> FastAPI:
     app = FastAPI(title="fpverify kiosk", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/kiosk/static", StaticFiles(directory=STATIC), name="static")
+    shift = getattr(station, "shift", None)
+    if shift is not None:  # a shift opening or ending re-renders every page
+        shift.on_change = lambda: hub.publish(view=hub.snapshot()[1])
 
     def lang_of(request: Request) -> str:
         return request.query_params.get("lang") or default_language
@@ -71,13 +94,13 @@ def create_kiosk_app(hub: Hub, desk: Desk, station, default_language: str = "zh_
             language=html.escape(c["language"]),
             switch=switch,
             card_label=html.escape(c["card_label"]),
-            initial=json.dumps(_state(hub, c["lang"]), ensure_ascii=False).replace("<", "\\u003c"),
+            initial=json.dumps(_state(hub, c["lang"], station, desk), ensure_ascii=False).replace("<", "\\u003c"),
         )
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
     @app.get("/kiosk/state")
     def state(request: Request) -> JSONResponse:
-        return JSONResponse(_state(hub, lang_of(request)))
+        return JSONResponse(_state(hub, lang_of(request), station, desk))
 
     @app.get("/kiosk/events")
     async def events(request: Request) -> StreamingResponse:
@@ -92,7 +115,8 @@ def create_kiosk_app(hub: Hub, desk: Desk, station, default_language: str = "zh_
                     yield ": keepalive\n\n"
                     continue
                 seq, view, online, pending = snap
-                data = json.dumps({"seq": seq, **render(view, online, pending, lang)}, ensure_ascii=False)
+                body = {"seq": seq, **render(view, online, pending, lang), "shift": _shift(station, desk, lang)}
+                data = json.dumps(body, ensure_ascii=False)
                 yield f"id: {seq}\ndata: {data}\n\n"
 
         return StreamingResponse(
@@ -126,10 +150,50 @@ def create_kiosk_app(hub: Hub, desk: Desk, station, default_language: str = "zh_
         except BadRead as exc:
             station.show(Prompt(Step.CARD_NOT_READ, reasons=(exc.reason,), detail=str(exc)))
             return JSONResponse({"accepted": False, "reason": exc.reason})
+        if shift is not None and shift.required and shift.operator() is None:
+            return JSONResponse({"accepted": False, "reason": "no_shift"}, status_code=409)
         try:
             job = desk.submit(number, "reader")
         except DeskBusy:
             return JSONResponse({"accepted": False, "reason": "busy"}, status_code=409)
         return JSONResponse({"accepted": True, "job": job.id}, status_code=202)
+
+    @app.post("/kiosk/shift/finger")
+    def sign_in_finger(request: Request) -> JSONResponse:
+        refused = foreign(request)
+        if refused is not None:
+            return refused
+        if shift is None:
+            return JSONResponse({"accepted": False, "reason": "no_shift"}, status_code=404)
+        try:
+            job = desk.submit("", "shift", sign_in=True)
+        except DeskBusy:
+            return JSONResponse({"accepted": False, "reason": "busy"}, status_code=409)
+        hub.publish(view=hub.snapshot()[1])  # the page shows "press your finger now"
+        return JSONResponse({"accepted": True, "job": job.id}, status_code=202)
+
+    @app.post("/kiosk/shift/pin")
+    def sign_in_pin(body: PinSignIn, request: Request) -> JSONResponse:
+        refused = foreign(request)
+        if refused is not None:
+            return refused
+        if shift is None:
+            return JSONResponse({"opened": False, "reason": "no_shift"}, status_code=404)
+        try:
+            operator = shift.open_with_pin(body.operator_id, body.pin)
+        except SignInRefused as exc:
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return JSONResponse({"opened": False, "reason": exc.reason, "retry_after": exc.retry_after},
+                                status_code=429 if exc.reason in ("pin_locked", "pin_off") else 401, headers=headers)
+        return JSONResponse({"opened": True, "operator": operator})
+
+    @app.post("/kiosk/shift/signout")
+    def sign_out(request: Request) -> JSONResponse:
+        refused = foreign(request)
+        if refused is not None:
+            return refused
+        if shift is not None:
+            shift.sign_out()
+        return JSONResponse({"open": False})
 
     return app

@@ -123,6 +123,7 @@ class Job:
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     enrollment: EnrollRequest | None = None  # set: an enrollment, not a verification
+    sign_in: bool = False  # a clerk opening a shift with their finger (edge/kiosk/shift.py)
 
     def finish(self, state: str, result: VerificationResult | None = None, error: str | None = None) -> None:
         self.state, self.result, self.error = state, result, error
@@ -162,6 +163,7 @@ class Desk:
         operator_id: str | None = None,
         purpose: str | None = None,
         enrollment: EnrollRequest | None = None,
+        sign_in: bool = False,
     ) -> Job:
         """Queue a check of an already parsed card number (edge.kiosk.cards). DeskBusy if one is going."""
         with self._lock:
@@ -169,13 +171,18 @@ class Desk:
                 raise DeskBusy(self._current)
             if self._thread is None:
                 raise RuntimeError("the desk is not started")
-            job = Job(card_number, source, operator_id=operator_id, purpose=purpose, enrollment=enrollment)
+            job = Job(card_number, source, operator_id=operator_id, purpose=purpose, enrollment=enrollment,
+                      sign_in=sign_in)
             self._current = job
             self._jobs[job.id] = job
             while len(self._jobs) > self._keep:
                 self._jobs.popitem(last=False)
         self._queue.put(job)
         return job
+
+    def current(self) -> Job | None:
+        with self._lock:
+            return self._current
 
     def busy(self) -> bool:
         with self._lock:
@@ -226,6 +233,9 @@ class Desk:
             if job.enrollment is not None:
                 self._enroll(job)
                 continue
+            if job.sign_in:
+                self._sign_in(job)
+                continue
             try:
                 result = self.station.handle_card(
                     job.card_number, operator_id=job.operator_id, purpose=job.purpose, cancellable=True
@@ -242,6 +252,24 @@ class Desk:
                 job.finish(FAILED, error=self.station.last_problem or "the station could not verify")
             else:
                 job.finish(DONE, result=result)
+
+    def _sign_in(self, job: Job) -> None:
+        """The clerk's finger against the site's clerks only (never a patient's templates)."""
+        from fpverify.edge.kiosk.shift import SignInRefused
+
+        st = self.station
+        try:
+            job.operator_id = st.shift.open_with_finger(st.guard, st.engine, st.cfg.station, show=st.show)
+        except Cancelled:
+            job.finish(CANCELLED)
+        except SignInRefused as exc:
+            job.finish(FAILED, error=exc.reason)
+        except Exception as exc:  # never let a sign-in kill the desk
+            log.exception("sign-in failed")
+            job.finish(FAILED, error=str(exc)[:300])
+        else:
+            job.finish(DONE)
+        st.show(Prompt(Step.PRESENT_CARD))
 
     def _enroll(self, job: Job) -> None:
         from fpverify.edge.enroll import EnrollError

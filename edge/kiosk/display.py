@@ -8,9 +8,10 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 
+from fpverify.edge.fetched import NOT_HERE
 from fpverify.edge.kiosk.texts import View
 from fpverify.edge.prompts import Prompt, Step
-from fpverify.edge.wire import VerificationResult
+from fpverify.edge.wire import Outcome, VerificationResult
 
 
 class Hub:
@@ -22,6 +23,7 @@ class Hub:
         self._view = View()
         self._status: tuple[bool | None, int] = (None, 0)
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._closed = False
 
     def snapshot(self) -> tuple[int, View, bool | None, int]:
         with self._lock:
@@ -37,6 +39,18 @@ class Hub:
                 self._status = status
             self._seq += 1
             waiters = list(self._waiters)
+        self._wake(waiters)
+
+    def close(self) -> None:
+        """End every page's event stream (the station stops): a stream left open would hold the
+        server's graceful shutdown until it is cancelled, with a traceback in the log."""
+        with self._lock:
+            self._closed = True
+            waiters = list(self._waiters)
+        self._wake(waiters)
+
+    @staticmethod
+    def _wake(waiters) -> None:
         for loop, event in waiters:
             try:
                 loop.call_soon_threadsafe(event.set)
@@ -53,7 +67,7 @@ class Hub:
             self._waiters.add(key)
         try:
             last = -1
-            while True:
+            while not self._closed:
                 event.clear()
                 snap = self.snapshot()
                 if snap[0] != last:
@@ -62,7 +76,8 @@ class Hub:
                 try:
                     await asyncio.wait_for(event.wait(), keepalive_s)
                 except TimeoutError:
-                    yield None
+                    if not self._closed:
+                        yield None
         finally:
             with self._lock:
                 self._waiters.discard(key)
@@ -137,7 +152,10 @@ class KioskDisplay:
         self._set(view, hold=step not in (Step.READING, Step.LIFT_FINGER, Step.CONSENT))
 
     def outcome(self, result: VerificationResult, message: str) -> None:
-        self._set(View(result.outcome.value), hold=True)
+        screen = result.outcome.value
+        if result.outcome == Outcome.NOT_ENROLLED and (result.detail or "").startswith(NOT_HERE):
+            screen = "not_enrolled_here"  # enrolled elsewhere perhaps: not "register your fingerprint"
+        self._set(View(screen), hold=True)
 
     # -- internals -----------------------------------------------------------------------------
     def _set(self, view: View, hold: bool = False) -> None:

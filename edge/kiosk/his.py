@@ -7,6 +7,9 @@ POST   /his/v1/enrollments                enroll the card's holder on the kiosk 
 GET    /his/v1/enrollments/{id}, DELETE   as for a verification
 GET    /his/v1/status                     the desk: busy, connected, results waiting
 
+With `[shift] required`, a verification needs a clerk signed in at the station (409, reason
+"no_shift", otherwise), and its result carries that clerk as operator_id, whatever the HIS sends.
+
 Every call needs `Authorization: Bearer <his.token>`. Bound to his.host (localhost, or the desk's LAN
 address where the HIS runs on the clerk's PC). OpenAPI at /his/v1/openapi.json (docs/his/openapi.json).
 """
@@ -164,6 +167,10 @@ def create_his_app(desk: Desk, station, token: str, max_wait_s: float = 60.0) ->
 
     @app.post("/his/v1/verifications", **starts)
     def start(body: StartVerification):
+        shift = getattr(station, "shift", None)
+        if shift is not None and shift.required and shift.operator() is None:
+            return JSONResponse({"detail": "no clerk has signed in at this desk: sign in at the station "
+                                           "with your finger or PIN", "reason": "no_shift"}, status_code=409)
         return queue(body.card, operator_id=body.operator_id, purpose=body.purpose.value)
 
     @app.post("/his/v1/enrollments", **starts)
@@ -201,11 +208,14 @@ def create_his_app(desk: Desk, station, token: str, max_wait_s: float = 60.0) ->
     @app.get("/his/v1/status", dependencies=guard, responses={401: {"model": Problem}})
     def status() -> dict:
         online, pending = station.status()
+        shift = getattr(station, "shift", None)
         return {
             "device_id": station.cfg.station.device_id,
             "busy": desk.busy(),
             "online": online,
             "pending_results": pending,
+            "shift_required": bool(shift and shift.required),
+            "operator": shift.operator() if shift else None,  # the clerk signed in, if any
         }
 
     return app

@@ -104,6 +104,7 @@ class KioskService:
     def stop(self) -> None:
         self._stop.set()
         self.desk.stop()
+        self.display.hub.close()  # open pages' event streams end, so the server stops gracefully
         for http in (self.his, self.kiosk):
             if http:
                 http.stop()

@@ -106,6 +106,14 @@ SCREENS = {
         N_("Please show your ID card to the clerk, who can register your fingerprint."),
         N_("Staff: check the ID document; offer enrollment."),
     ),
+    # The card is enrolled at another site (or not at all) and this station could not fetch it now:
+    # the registry may well know the holder, so the patient is not told to enroll again.
+    "not_enrolled_here": ScreenText(
+        WARN,
+        N_("This station cannot check this card right now"),
+        N_("Please show your ID card to the clerk."),
+        N_("Staff: the card is not registered at this site and could not be fetched; check the ID document."),
+    ),
     "poor_quality": ScreenText(
         WARN,
         N_("Your fingerprint could not be read"),
@@ -167,6 +175,63 @@ CHROME = {
     "language": N_("Language"),
     "card_label": N_("Card number (typed by the reader)"),
 }
+
+
+# The clerk's shift (edge/kiosk/shift.py): the sign-in screen, and why a sign-in failed or a shift ended.
+SHIFT_SCREENS = {
+    "sign_in": ScreenText(
+        INFO,
+        N_("Clerk sign-in"),
+        N_("Press your own finger on the sensor, or enter your operator ID and PIN."),
+    ),
+    "signing_in": ScreenText(INFO, N_("Press your finger on the sensor now"), N_("Keep it still until the screen changes.")),
+}
+SHIFT_NOTES = {
+    "not_recognised": N_("Your fingerprint was not recognised. Try again or use your PIN."),
+    "poor_press": N_("The press could not be read. Press flat and try again."),
+    "no_finger": N_("No finger was felt on the sensor."),
+    "sensor": N_("The fingerprint reader is not working. Use your PIN."),
+    "no_staff": N_("No clerk of this site is known to this station yet. Ask the administrator."),
+    "pin_wrong": N_("Operator ID or PIN not accepted."),
+    "pin_locked": N_("Too many wrong PINs. Try again in {seconds} s."),
+    "pin_off": N_("PIN sign-in is locked for this ID. Sign in with your finger or ask the administrator."),
+    "pin_disabled": N_("PIN sign-in is not used at this station."),
+    "timeout": N_("Your shift ended after a time without checks. Please sign in again."),
+    "signed_out": N_("You have signed out."),
+    "account_ended": N_("Your shift was ended: your account can no longer sign in here."),
+    "busy": N_("The station is busy. Try again in a moment."),
+}
+SHIFT_LABELS = {
+    "finger": N_("Sign in with my finger"),
+    "operator": N_("Operator ID"),
+    "pin": N_("PIN"),
+    "submit": N_("Sign in with PIN"),
+    "signout": N_("Sign out"),
+    "who": N_("Clerk: {operator}"),
+    "needed": N_("A clerk must sign in before checks can start."),
+}
+
+
+def render_shift(required: bool, operator: str | None, signing_in: bool, note: str | None,
+                 retry_after: int | None, language: str | None) -> dict:
+    """The shift part of the page: the sign-in screen when none is open, the clerk's name when one is."""
+    t = CATALOGS.get(normalise_language(language)).gettext
+    screen = None if operator else ("signing_in" if signing_in else "sign_in")
+    text = SHIFT_SCREENS.get(screen) if screen else None
+    notes = [t(SHIFT_NOTES[note]).format(seconds=retry_after or 0)] if note in SHIFT_NOTES else []
+    if note == "pin_wrong" and retry_after:
+        notes.append(t(SHIFT_NOTES["pin_locked"]).format(seconds=retry_after))
+    return {
+        "required": required,
+        "open": operator is not None,
+        "operator": operator or "",
+        "screen": screen or "open",
+        "title": t(text.title) if text else "",
+        "body": t(text.body) if text else "",
+        "note": " ".join(notes),
+        "who": t(SHIFT_LABELS["who"]).format(operator=operator) if operator else "",
+        "labels": {k: t(v) for k, v in SHIFT_LABELS.items() if k != "who"},
+    }
 
 
 @dataclass

@@ -8,6 +8,12 @@ sets and its scale from the heaviest set. Checked on the held-out year's desk de
 holds the first n presses of one finger (n = 1, K) or the first K of two or three fingers (n = 2K,
 3K: a holder with a delegate); every later press of another finger of that year is an impostor
 decision (best score over the card against matcher.decision.threshold_for(base, scale, n)).
+
+With `--cohort other-years` the same is done on cohort-normalised scores (matcher.decision.Cohort):
+each template's scores are normalised by its scores against the presses of other FVC years (the fit:
+the two other years; leaving year Y out, a training year's templates by the third year only and Y's
+by both others), so neither the fit nor a template's cohort ever holds the held-out year's fingers.
+That fits decision.COHORT_THRESHOLDS and COHORT_TAIL_SCALE.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class Year:
 
         self.keys = [(name, f, i) for name, t in templates.items() for (f, i) in sorted(t)]
         tmpl = [templates[n][(f, i)] for n, f, i in self.keys]
+        self.templates = tmpl
+        self.finger = [datasets.identity(n, f) for n, f, _ in self.keys]  # comparable across years
         for t in tmpl:
             if t is not None:
                 _ = t.geometry
@@ -48,6 +56,39 @@ class Year:
         self.set = np.array([n for n, _, _ in self.keys])
         self.press = np.array([i for _, _, i in self.keys])
         self.comparisons = m * (m - 1)
+
+    def with_scores(self, scores: np.ndarray) -> Year:
+        """This year with another score matrix of the same presses (normalised scores)."""
+        other = object.__new__(Year)
+        other.__dict__.update(self.__dict__)
+        other.S = scores
+        return other
+
+    def cohort_scores(self, cohort: Year) -> np.ndarray:
+        """(cohort presses, this year's presses): each cohort press compared, as the probe, with each template."""
+        from fpverify import matcher
+
+        out = np.full((len(cohort.templates), len(self.templates)), np.nan)
+        for a, c in enumerate(cohort.templates):
+            if c is None:
+                continue
+            for b, t in enumerate(self.templates):
+                if t is not None:
+                    out[a, b] = matcher.compare(c, t)
+        return out
+
+    def normalised(self, cohorts: list[tuple[Year, np.ndarray]], minimum: int = decision.MIN_COHORT) -> Year:
+        """Scores normalised per template (column) by its cohort's: the presses of `cohorts`' years,
+        never the template's own finger (datasets.SAME_FINGER)."""
+        S = self.S.copy()
+        for j in np.flatnonzero(self.ok):
+            scores = [
+                block[[k for k, f in enumerate(c.finger) if f != self.finger[j] and c.ok[k]], j]
+                for c, block in cohorts
+            ]
+            z = decision.cohort_of(np.concatenate(scores), minimum)
+            S[:, j] = (S[:, j] - z.mean) / z.sd
+        return self.with_scores(S)
 
     def same_set_impostors(self) -> list[np.ndarray]:
         """One-comparison impostor scores of each set (each sensor), both orders."""
@@ -120,6 +161,7 @@ def run(
     enroll: int = 3,
     cache: Path | None = None,
     extraction: ExtractionParams | None = None,
+    cohort: bool = False,
 ) -> dict:
     extraction = extraction or ExtractionParams()
     years: dict[str, Year] = {}
@@ -132,22 +174,36 @@ def run(
                 "(set FPVERIFY_DATASETS or --datasets)"
             )
         years[y] = Year(_templates(root, sets, condition, cache, extraction))
+    raw = years
+    cross: dict[tuple[str, str], np.ndarray] = {}
+    if cohort:  # (template year, cohort year) -> scores
+        cross = {(y, c): raw[y].cohort_scores(raw[c]) for y in raw for c in raw if c != y}
+
+    def year(y: str, held: str | None) -> Year:
+        """Year y as decided: raw, or normalised by the cohort years (neither y nor `held`)."""
+        if not cohort:
+            return raw[y]
+        return raw[y].normalised([(raw[c], cross[(y, c)]) for c in raw if c not in (y, held)])
+
+    years = {y: year(y, None) for y in raw}
     pool = {y: yr.same_set_impostors() for y, yr in years.items()}
     thresholds, scale = decision.fit([s for v in pool.values() for s in v], POINTS)
     res: dict = {
         "condition": condition,
         "enroll": enroll,
+        "cohort": "other-years" if cohort else None,
         "extractor": extraction.detector.describe(),
         "fit": {
             "THRESHOLDS": thresholds,
             "TAIL_SCALE": scale,
             "impostor_comparisons": int(sum(len(s) for v in pool.values() for s in v)),
         },
-        "comparisons": int(sum(yr.comparisons for yr in years.values())),
+        "comparisons": int(sum(yr.comparisons for yr in years.values()) + sum(b.size for b in cross.values())),
         "leave_one_year_out": {},
     }
     for y, yr in years.items():
-        train = [s for k, v in pool.items() if k != y for s in v]
+        held = {k: year(k, y).same_set_impostors() for k in raw if k != y} if cohort else pool
+        train = [s for k, v in held.items() if k != y for s in v]
         t_y, s_y = decision.fit(train, POINTS)
         res["leave_one_year_out"][y] = {
             "fit": {"THRESHOLDS": t_y, "TAIL_SCALE": s_y, "impostor_comparisons": int(sum(map(len, train)))},
@@ -162,7 +218,8 @@ def run(
 def report(res: dict) -> str:
     f = res["fit"]
     lines = [
-        f"# Calibration of the desk decision ({res['condition']} images)",
+        f"# Calibration of the desk decision ({res['condition']} images"
+        + (", cohort-normalised scores: other FVC years)" if res.get("cohort") else ")"),
         "",
         f"Fitted on all 12 sets ({f['impostor_comparisons']} same-set impostor comparisons): "
         + ", ".join(f"{p} {t:.4f}" for p, t in f["THRESHOLDS"].items())

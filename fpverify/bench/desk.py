@@ -10,6 +10,9 @@ Protocol (per set of fingers x presses, presses in file order):
               finger of every set; a finger found in two sets, datasets.SAME_FINGER, is one finger).
 A decision takes the best score over the card's usable templates and compares it with
 matcher.decision_threshold(point, n) for that template count n: the station's rule (edge.workflow).
+With a cohort (--cohort other-years) each enrolled template is normalised by its scores against the
+presses of the other FVC years (matcher.decision.Cohort: never the template's own finger) and the
+decision is on the best normalised score against decision.cohort_threshold(point, n).
 A press that fails to extract is a rejected genuine attempt and no impostor decision; a finger with
 no usable enrollment press is counted and left out.
 Below 10 / rate impostor decisions a figure cannot resolve its rate: it is marked as an estimate.
@@ -25,6 +28,7 @@ import numpy as np
 
 from fpverify.bench import datasets, metrics
 from fpverify.bench.accuracy import extract_all
+from fpverify.matcher import decision
 from fpverify.matcher.decision import empirical_threshold, point_rate
 from fpverify.matcher.params import ExtractionParams
 
@@ -49,13 +53,41 @@ class Fingers:
     unenrolled: int
 
 
-def score(templates: dict[str, dict], enroll: int) -> Fingers:
-    """Compare every later press of every set with every finger's first `enroll` presses."""
+def other_years(sets: list[str]) -> dict[str, list[str]]:
+    """The cohort of each FVC set: the sets of the two other FVC years (never the set's own fingers)."""
+    out = {}
+    for name in sets:
+        if name not in datasets.FVC_SETS:
+            raise ValueError(f"--cohort other-years needs FVC sets; {name} is not one")
+        out[name] = [s for s in datasets.FVC_SETS if s[3:7] != name[3:7]]
+    return out
+
+
+def cohort_stats(enrolled: list, cohort: list, minimum: int) -> list:
+    """decision.Cohort of each enrolled template: the cohort's presses compared with it as probes."""
+    from fpverify import matcher
+
+    return [decision.cohort_of([matcher.compare(c, x) for c in cohort], minimum) for x in enrolled]
+
+
+def score(
+    templates: dict[str, dict],
+    enroll: int,
+    cohorts: dict[str, list] | None = None,
+    min_cohort: int = decision.MIN_COHORT,
+) -> Fingers:
+    """Compare every later press of every set with every finger's first `enroll` presses.
+
+    `cohorts` (set -> (identity, template) of the cohort's presses): scores normalised per enrolled
+    template (Cohort), its own finger's presses (datasets.SAME_FINGER) left out of its cohort.
+    """
     from fpverify import matcher
 
     cards, card_set, card_n, card_identity, unenrolled = [], [], [], [], 0
     identities: dict[tuple[str, int], int] = {}
     probes: list[tuple[object, int, int]] = []  # (template, own card, set)
+    stats: list[list] = []  # per card, the Cohort of each enrolled template (with cohorts)
+    cohort_comparisons = 0
     next_probe: list[int] = []
     for si, (name, t) in enumerate(templates.items()):
         by_finger: dict[int, list] = {}
@@ -68,6 +100,11 @@ def score(templates: dict[str, dict], enroll: int) -> Fingers:
                 continue
             c = len(cards)
             cards.append(enrolled)
+            if cohorts is not None:
+                me = datasets.identity(name, finger)
+                others = [t for i, t in cohorts[name] if i != me]
+                stats.append(cohort_stats(enrolled, others, min_cohort))
+                cohort_comparisons += len(enrolled) * len(others)
             card_set.append(si)
             card_n.append(len(enrolled))
             card_identity.append(identities.setdefault(datasets.identity(name, finger), len(identities)))
@@ -78,13 +115,16 @@ def score(templates: dict[str, dict], enroll: int) -> Fingers:
     for enrolled in cards:  # descriptors are built once per template
         for x in enrolled:
             _ = x.geometry
-    best = np.zeros((len(probes), len(cards)))
+    best = np.full((len(probes), len(cards)), -np.inf if cohorts is not None else 0.0)
     comparisons = 0
     for i, (p, _, _) in enumerate(probes):
         if p is None:
             continue
         for c, enrolled in enumerate(cards):
-            best[i, c] = max(matcher.compare(p, x) for x in enrolled)
+            if cohorts is None:
+                best[i, c] = max(matcher.compare(p, x) for x in enrolled)
+            else:
+                best[i, c] = max(z.normalise(matcher.compare(p, x)) for x, z in zip(enrolled, stats[c], strict=True))
             comparisons += len(enrolled)
     return Fingers(
         best=best,
@@ -95,7 +135,7 @@ def score(templates: dict[str, dict], enroll: int) -> Fingers:
         card_set=np.array(card_set, np.intp),
         card_n=np.array(card_n, np.intp),
         card_identity=np.array(card_identity, np.intp),
-        comparisons=comparisons,
+        comparisons=comparisons + cohort_comparisons,
         unenrolled=unenrolled,
     )
 
@@ -183,7 +223,11 @@ def run(
     enroll: int = 3,
     cache: Path | None = None,
     extraction: ExtractionParams | None = None,
+    cohort: dict[str, list[str]] | None = None,
+    min_cohort: int = decision.MIN_COHORT,
 ) -> dict:
+    """`cohort` (set -> the sets whose presses normalise its cards, e.g. other_years): the normalised
+    decision (module docstring); None: the raw best-of-n decision."""
     from fpverify import matcher
 
     if condition not in ("native", "sensor"):
@@ -191,26 +235,41 @@ def run(
     if enroll < 1:
         raise ValueError("--enroll must be at least 1")
     extraction = extraction or ExtractionParams()
-    templates = {}
-    for name in sets:
-        images, dpi = datasets.load_condition(root, name, condition)
-        presses = max(k[1] for k in images)
-        if presses <= enroll + 1:
-            raise ValueError(f"{name}: {presses} presses a finger leave no retry after enrolling {enroll}")
-        templates[name], _, _ = extract_all(
-            images, dpi, cache, f"{name}-{condition}", lambda: None, extraction
-        )
-    f = score(templates, enroll)
+    loaded: dict[str, dict] = {}
+
+    def load(name: str) -> dict:
+        if name not in loaded:
+            images, dpi = datasets.load_condition(root, name, condition)
+            presses = max(k[1] for k in images)
+            if name in sets and presses <= enroll + 1:
+                raise ValueError(f"{name}: {presses} presses a finger leave no retry after enrolling {enroll}")
+            loaded[name], _, _ = extract_all(images, dpi, cache, f"{name}-{condition}", lambda: None, extraction)
+        return loaded[name]
+
+    templates = {name: load(name) for name in sets}
+    presses_of = None
+    if cohort is not None:
+        if set(cohort) != set(sets) or any(n in cohort[n] for n in sets):
+            raise ValueError("a cohort names the other sets of every set run (never the set itself)")
+        presses_of = {
+            n: [(datasets.identity(c, f), t) for c in cohort[n] for (f, _), t in load(c).items() if t is not None]
+            for n in sets
+        }
+    f = score(templates, enroll, presses_of, min_cohort)
     points = [p for p in matcher.THRESHOLDS if p.startswith("fmr_")]
-    thresholds = {p: np.array([matcher.decision_threshold(p, int(n)) for n in f.card_n]) for p in points}
+
+    def threshold(p: str, n: int) -> float:
+        return decision.cohort_threshold(p, n) if cohort is not None else matcher.decision_threshold(p, n)
+
+    thresholds = {p: np.array([threshold(p, int(n)) for n in f.card_n]) for p in points}
     everything = np.arange(len(sets))
     results: dict = {
         "condition": condition,
         "enroll": enroll,
+        "cohort": None if cohort is None else {n: sorted(c) for n, c in cohort.items()},
         "extractor": extraction.detector.describe(),
         "thresholds": {
-            p: {str(n): matcher.decision_threshold(p, int(n)) for n in sorted(set(f.card_n.tolist()))}
-            for p in points
+            p: {str(n): threshold(p, int(n)) for n in sorted(set(f.card_n.tolist()))} for p in points
         },
         "comparisons": f.comparisons,
         "unenrolled_fingers": f.unenrolled,
@@ -244,8 +303,19 @@ def report(res: dict) -> str:
     lines = [
         f"# Desk decisions ({res['condition']} images, {res['enroll']} presses enrolled a finger)",
         "",
+        *(
+            [
+                "Scores normalised per enrolled template by its impostor cohort (the presses of the",
+                "sets named in results.json `cohort`); thresholds decision.cohort_threshold(point, n).",
+                "",
+            ]
+            if res.get("cohort")
+            else []
+        ),
         "Each finger enrolled with its first K presses; every later press decided as the station decides:",
-        "best score over the card's templates against matcher.decision_threshold(point, n templates).",
+        "best score over the card's templates against "
+        + ("decision.cohort_threshold" if res.get("cohort") else "matcher.decision_threshold")
+        + "(point, n templates).",
         "Impostors: every later press against every other finger's enrollment (per set: same set;",
         "pooled: every finger of every set). FNMR after retry: two presses in a row rejected.",
         "Rates in %; FMR as false accepts / impostor decisions, with its one-sided 95 % upper bound",

@@ -8,8 +8,10 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -152,3 +154,114 @@ def publish(host: str, port: int, messages: list[tuple[str, bytes]], clients: in
         cl.disconnect()
         cl.loop_stop()
     return took
+
+
+def publish_reliably(host: str, port: int, messages: list[tuple[str, bytes]], clients: int = 5,
+                     version: str = "5", timeout: float = 300.0, prefix: str = "station", window: int = 200,
+                     resend_after_s: float = 5.0, times_out: str | None = None) -> float:
+    """Publish like a station's outbox (edge/outbox.py, edge/mqtt_link.py): every message stays
+    pending until its PUBACK, at most `window` in flight a connection; after a disconnect (a broker
+    restart) the client reconnects and republishes what was not acknowledged, and anything
+    unacknowledged after `resend_after_s` goes again. Duplicates are the registry's to absorb.
+    `times_out`: a JSON file of the wall time (time.time()) each message was first published, by
+    index into `messages` (latency measurements). Returns the seconds until every PUBACK."""
+    start = time.monotonic()
+    first_sent: list[float | None] = [None] * len(messages)
+    groups = [list(range(i, len(messages), clients)) for i in range(clients)]
+    errors: list[BaseException] = []
+
+    def run(idx: int) -> None:
+        try:
+            _drain(host, port, messages, groups[idx], f"{prefix}-{idx}-{uuid.uuid4().hex[:6]}", version,
+                   window, resend_after_s, start + timeout, first_sent)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    if times_out:
+        Path(times_out).write_text(json.dumps(first_sent))
+    return time.monotonic() - start
+
+
+def _drain(host: str, port: int, messages: list[tuple[str, bytes]], todo: list[int], client_id: str,
+           version: str, window: int, resend_after_s: float, deadline: float, first_sent: list) -> None:
+    """One connection's outbox: indexes in `todo` until each is acknowledged."""
+    lock = threading.Lock()
+    due = deque(todo)  # to send now
+    in_flight: dict[int, tuple[int, float]] = {}  # mid -> (index, monotonic time sent)
+    done: set[int] = set()
+    early: set[int] = set()
+    connected = threading.Event()
+
+    def on_connect(c, u, flags, rc, props):
+        if not rc.is_failure:
+            connected.set()
+
+    def on_disconnect(c, u, flags, rc, props):
+        connected.clear()
+        with lock:  # what was in flight goes again after the reconnect
+            due.extend(i for i, _t in in_flight.values() if i not in done)
+            in_flight.clear()
+            early.clear()
+
+    def on_publish(c, u, mid, rc, props):
+        with lock:
+            sent = in_flight.pop(mid, None)
+            if sent is not None:
+                done.add(sent[0])
+            else:  # acknowledged before the sending loop recorded its mid
+                early.add(mid)
+
+    cl = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                     protocol=mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311)
+    cl.max_inflight_messages_set(window)
+    cl.max_queued_messages_set(0)
+    cl.reconnect_delay_set(0.2, 2)
+    cl.on_connect, cl.on_disconnect, cl.on_publish = on_connect, on_disconnect, on_publish
+    cl.connect_async(host, port)
+    cl.loop_start()
+    last_scan = time.monotonic()
+    try:
+        while True:
+            # paho calls on_publish holding its own lock: never publish while holding ours
+            with lock:
+                if len(done) == len(todo):
+                    return
+                now = time.monotonic()
+                if now - last_scan > 1.0:  # unacknowledged for too long: send again
+                    last_scan = now
+                    for mid, (i, t) in list(in_flight.items()):
+                        if now - t > resend_after_s:
+                            del in_flight[mid]
+                            due.append(i)
+                batch = []
+                while connected.is_set() and due and len(in_flight) + len(batch) < window:
+                    i = due.popleft()
+                    if i not in done:
+                        batch.append(i)
+            for k, i in enumerate(batch):
+                topic, payload = messages[i]
+                info = cl.publish(topic, payload, qos=1)
+                with lock:
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        due.extend(batch[k:])  # connection went away: sent again after the reconnect
+                        break
+                    if info.mid in early:
+                        early.discard(info.mid)
+                        done.add(i)
+                    else:
+                        in_flight[info.mid] = (i, now)
+                if first_sent[i] is None:
+                    first_sent[i] = time.time()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(todo) - len(done)} messages still unacknowledged after the timeout")
+            time.sleep(0.001 if batch else 0.01)
+    finally:
+        cl.disconnect()
+        cl.loop_stop()

@@ -3,7 +3,8 @@
 registry (FastAPI + SQLite + MQTT ingest + dashboard) <- MQTT broker (private Mosquitto, or the
 embedded amqtt broker, MQTT 3.1.1 only) <- three stations (registration desk, pharmacy, inpatient
 ward), each a real edge.station.Station driving a SimulatedSensor on a pty through the real
-pyfingerprint driver and pressing synthetic fingers from matcher.synth.
+pyfingerprint driver and pressing synthetic fingers from matcher.synth, and each serving its kiosk
+page (the patient's screen, Chinese first) on a free port of 127.0.0.1, linked from the summary.
 
 Card holders are registered, consented and enrolled through the registry's HTTP API as an
 enroller (edge.enroll.Enroller), devices registered by the sysadmin through the API. Then a day is

@@ -55,7 +55,7 @@ def demo(headless: bool = typer.Option(False, "--headless", help="no interactive
     started = time.monotonic()
     from rich.console import Console
 
-    from fpverify.demo.summary import healthy, print_logins, print_summary, summary
+    from fpverify.demo.summary import healthy, print_kiosks, print_logins, print_summary, summary
     from fpverify.demo.system import Demo
     from fpverify.services import free_port, port_free
 
@@ -87,6 +87,7 @@ def demo(headless: bool = typer.Option(False, "--headless", help="no interactive
             f"with consent); {d.admit_note()}")
         enroll = d.start_enrollment()
         print_logins(say, d.registry.url)
+        print_kiosks(say, d)
         d.play(duration)
         if headless or duration is not None:
             enroll.join(5)
@@ -99,6 +100,10 @@ def demo(headless: bool = typer.Option(False, "--headless", help="no interactive
     except KeyboardInterrupt:
         say("stopping ...")
     finally:
+        if not verbose:
+            # An open kiosk page's event stream is cancelled at shutdown; uvicorn logs that as an error
+            # with a traceback. Expected here: not shown (--verbose shows it).
+            logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         d.stop()
         signal.signal(signal.SIGTERM, old)
         if remove:

@@ -126,8 +126,7 @@ class Day:
                 demo.say(f"!! {st.title}: network cut for {self.OFFLINE_S:.0f} s; results wait in its outbox")
                 threading.Thread(target=self._watch_reconnect, args=(st,), daemon=True).start()
                 continue
-            if ev.needs and not st.wait_templates(ev.needs, 60, ev.needs_delegate,
-                                                  give_up=self._gives_up(ev.needs_delegate or ev.needs)):
+            if ev.needs and not self._ready(st, ev):
                 log.warning("%s: templates for %s never arrived; visit skipped", key, ev.needs)
                 continue
             try:
@@ -137,6 +136,19 @@ class Day:
                 continue
             if result is not None:
                 self._print_result(st, ev, result)
+
+    def _ready(self, st: DemoStation, ev: Event) -> bool:
+        """Whether `ev`'s card can be checked at `st`: the enrolling desk's site gets the templates
+        through its feed; another site's station fetches the card from the registry when it is
+        presented (issue 18), so there the registry's enrollment is enough."""
+        enrolled = self.demo.enrolled
+
+        def at_registry() -> bool:
+            return ev.needs in enrolled and (ev.needs_delegate is None or ev.needs_delegate in enrolled)
+
+        elsewhere = st.site_id != self.demo.stations["desk"].site_id
+        return st.wait_templates(ev.needs, 60, ev.needs_delegate, give_up=self._gives_up(ev.needs_delegate or ev.needs),
+                                 ready=at_registry if elsewhere else None)
 
     def _gives_up(self, key: str) -> Callable[[], bool]:
         """Stop waiting for templates: the demo ends, or enrollment is over and `key` is not enrolled."""

@@ -1,7 +1,11 @@
 """The demo's stations: real edge.station.Station objects (the real pyfingerprint driver on a
 simulated sensor's pty), each reached through a NetCut relay, and the registration desk's
 enrollment reader. The hand of whoever stands at the desk follows the station's prompts by their
-step (edge.prompts), never by their wording."""
+step (edge.prompts), never by their wording.
+
+Each station serves its kiosk page ([kiosk] enabled, a free port on 127.0.0.1) as a real desk does:
+cards go to the station's Desk (edge.kiosk.desk, the queue the page's reader and the HIS share), so
+whoever opens the page sees the desk's live screen, in Chinese first (?lang=en for English)."""
 
 from __future__ import annotations
 
@@ -61,6 +65,8 @@ class DemoStation:
     def __init__(self, key: str, workdir: Path, registry_url: str, token: str, broker_port: int, mqtt_version: str,
                  on_outcome: Callable[[Any, str], None] | None = None) -> None:
         from fpverify.edge.cache import new_key
+        from fpverify.edge.kiosk.display import KioskDisplay
+        from fpverify.edge.prompts import Displays
         from fpverify.edge.sensor.simulator import SimulatedSensor
         from fpverify.edge.station import Station
         from fpverify.edge.workflow import Engine
@@ -77,35 +83,88 @@ class DemoStation:
         self.cfg = station_config(self.device_id, self.site_id, self.purpose, folder, port, registry_url,
                                   self.relay.port, mqtt_version)
         self.hand = Hand(self.sim, on_outcome)
-        self.station = Station(self.cfg, display=self.hand, engine=Engine.for_station(self.cfg.station))
+        # The page's display first: the screen asks, then the hand acts (as at a real desk).
+        self.screen = KioskDisplay(hold_s=self.cfg.kiosk.outcome_hold_s)
+        self.station = Station(self.cfg, display=Displays(self.screen, self.hand),
+                               engine=Engine.for_station(self.cfg.station))
+        self.kiosk: Any = None  # edge.kiosk.server.KioskService, once started
+        self.last_result: Any = None  # the last verification this desk decided (tests read it)
+        self.last_job: Any = None  # ... and the desk's job (edge.kiosk.desk.Job) that ran it
         self.lock = threading.Lock()  # one patient at the desk at a time
 
     def start(self) -> None:
+        from fpverify.edge.kiosk.server import KioskService
+
         self.station.start()
+        if self.cfg.kiosk.enabled:
+            self.kiosk = KioskService(self.station, self.screen).start()
+
+    @property
+    def kiosk_url(self) -> str | None:
+        """The desk's screen (Chinese; add ?lang=en for English), while the demo runs."""
+        return self.kiosk.url if self.kiosk is not None else None
 
     def has_templates(self, card: str, delegate_id: str | None = None) -> bool:
         found = self.station.store.templates_for(card)
         return any(t.delegate_id == delegate_id for t in found) if delegate_id else bool(found)
 
     def wait_templates(self, card: str, timeout: float, delegate_id: str | None = None,
-                       give_up: Callable[[], bool] = lambda: False) -> bool:
+                       give_up: Callable[[], bool] = lambda: False,
+                       ready: Callable[[], bool] | None = None) -> bool:
+        """Until the station holds the card's templates (or `ready` says it will get them when the
+        card is presented: fetched on demand)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not give_up():
-            if self.has_templates(card, delegate_id):
+            if self.has_templates(card, delegate_id) or (ready is not None and ready()):
                 return True
             if self.station.sync:
                 self.station.sync.sync_soon()  # the TemplatesChanged note may be on its way
             time.sleep(0.2)
         return False
 
-    def visit(self, card: str, images: Iterator, operator: str | None = None):
+    def visit(self, card: str, images: Iterator, operator: str | None = None, wait_s: float = 120.0):
+        """One patient: the card line goes to the desk as its reader hands it over (parsed as the page
+        does), the desk's worker runs the check, the hand presses `images`. The result, or None."""
+        operator = operator or f"op-{self.key}"
         with self.lock:
             self.hand.images = images
             try:
-                return self.station.handle_card(card, operator_id=operator or f"op-{self.key}")
+                if self.kiosk is None:
+                    result = self.station.handle_card(card, operator_id=operator)
+                else:
+                    result = self._at_desk(card, operator, wait_s)
+                if result is not None:
+                    self.last_result = result
+                return result
             finally:
                 self.hand.images = None
                 self.sim.lift_finger()
+
+    def _at_desk(self, card: str, operator: str, wait_s: float):
+        from fpverify.edge.kiosk.cards import BadRead, parse_card
+        from fpverify.edge.kiosk.desk import DeskBusy
+
+        try:
+            number = parse_card(card).card_number
+        except BadRead as exc:  # what the page does with a bad read: "scan again", nothing recorded
+            self.station.show(Prompt(Step.CARD_NOT_READ, reasons=(exc.reason,), detail=str(exc)))
+            return None
+        deadline = time.monotonic() + wait_s
+        images = self.hand.images
+        while True:
+            try:
+                job = self.last_job = self.kiosk.desk.submit(number, "reader", operator_id=operator)
+                break
+            except DeskBusy as busy:  # someone typed a card into the page: their turn first, without our finger
+                self.hand.images = None
+                left = deadline - time.monotonic()
+                if left <= 0 or not busy.job.done.wait(left):
+                    return None
+                self.hand.images = images
+        if not job.done.wait(max(0.0, deadline - time.monotonic())):
+            self.kiosk.desk.cancel(job.id)
+            job.done.wait(5)
+        return job.result
 
     def outbox_counts(self) -> tuple[int, int]:
         """(results recorded, still waiting for the broker)."""
@@ -113,6 +172,9 @@ class DemoStation:
         return len(ob.history_ids()), ob.count()
 
     def stop(self) -> None:
+        if self.kiosk is not None:  # the page and the desk's worker first: they use the station's store
+            with contextlib.suppress(Exception):
+                self.kiosk.stop()
         with contextlib.suppress(Exception):
             self.station.stop()
         self.relay.stop()

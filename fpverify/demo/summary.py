@@ -37,7 +37,8 @@ def summary(demo: Demo) -> dict:
     stations = {}
     for st in demo.stations.values():
         recorded, pending = st.outbox_counts()
-        stations[st.device_id] = {"recorded": recorded, "pending": pending, "network_cuts": st.relay.cuts}
+        stations[st.device_id] = {"title": st.title, "recorded": recorded, "pending": pending,
+                                  "network_cuts": st.relay.cuts, "kiosk": st.kiosk_url}
     recorded = sum(v["recorded"] for v in stations.values())
     first = demo.first_verification_s
     return {
@@ -61,6 +62,14 @@ def print_logins(say: Say, url: str) -> None:
     say("")
 
 
+def print_kiosks(say: Say, demo: Demo) -> None:
+    """Each desk's screen: the page its patients see, live while the demo runs."""
+    say("Desk screens (kiosk pages, 中文; add ?lang=en for English):")
+    for st in demo.stations.values():
+        say(f"  {st.title:<28} {st.kiosk_url or 'no kiosk page'}")
+    say("")
+
+
 def print_summary(say: Say, s: dict, drained: bool) -> None:
     say("")
     say("==== summary ====")
@@ -71,6 +80,8 @@ def print_summary(say: Say, s: dict, drained: bool) -> None:
     say(f"alerts raised: {s['alerts_raised']} (cards retained: {s['cards_retained']})")
     for dev, st in s["stations"].items():
         say(f"  station {dev:<14} recorded {st['recorded']:>4}, pending {st['pending']}, network cuts {st['network_cuts']}")
+        if st.get("kiosk"):
+            say(f"    kiosk page (desk screen): {st['kiosk']}  (English: {st['kiosk']}?lang=en)")
     say(f"card holders enrolled: {s['enrolled']}" + (f"; failed: {', '.join(s['enroll_failed'])}"
                                                      if s["enroll_failed"] else "")
         + (f"; held for duplicate review: {', '.join(s['held_for_review'])}" if s["held_for_review"] else ""))

@@ -15,7 +15,6 @@ from typing import Any
 from fpverify.demo.cast import Person, make_cast
 from fpverify.demo.scenario import Day
 from fpverify.demo.services import Api, DemoRegistry
-from fpverify.demo.settings import decision_threshold
 from fpverify.demo.stations import SITES, STATIONS, DemoStation, EnrollmentReader
 from fpverify.demo.summary import registry_count
 from fpverify.services import start_broker
@@ -53,9 +52,6 @@ class Demo:
 
     # -- setup ------------------------------------------------------------------------------------------
     def start(self) -> None:
-        note = decision_threshold()[1]
-        if note:
-            self.notes.append(note)
         if self.external_broker:
             broker_port, self.mqtt_version = self.external_broker
             broker_name = f"external broker on port {broker_port}"

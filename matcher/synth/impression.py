@@ -7,6 +7,10 @@ import numpy as np
 
 from fpverify.matcher.synth.orientation import smooth_noise
 
+ROTATION = (8.0, 20.0)  # degrees: spread (sigma) and limit of an impression's rotation
+SHIFT = ((28.0, 32.0), 70.0)  # pixels: spread (sigma x, y) and limit of its translation on the platen
+CONTACT = (0.40, 0.56)  # range of the contact ellipse's half axes, as shares of the image's width, height
+
 
 def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     h, w = field.shape
@@ -29,8 +33,8 @@ class Placement:
         h, w = shape
         self.shape = shape
         self.c = np.array(centre, np.float64)
-        self.phi = float(np.clip(rng.normal(0, np.radians(8)), -np.radians(20), np.radians(20)))
-        self.t = np.clip(rng.normal(0, [14, 16]), -35, 35)
+        self.phi = float(np.clip(rng.normal(0, np.radians(ROTATION[0])), -np.radians(ROTATION[1]), np.radians(ROTATION[1])))
+        self.t = np.clip(rng.normal(0, SHIFT[0]), -SHIFT[1], SHIFT[1])
         # elastic part: none in the close-contact core, growing towards the borders (Cappelli's model)
         self.contact = self.c + self.t + rng.normal(0, 10, 2)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -78,7 +82,7 @@ def render(master, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     # partial contact: the part of the finger pressed onto the platen, an ellipse with a soft edge
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = place.contact + rng.normal(0, 12, 2)
-    ax, ay = rng.uniform(0.40, 0.56) * w, rng.uniform(0.40, 0.56) * h
+    ax, ay = rng.uniform(*CONTACT) * w, rng.uniform(*CONTACT) * h
     contact = np.clip((1 - ((xx - cx) / ax) ** 2 - ((yy - cy) / ay) ** 2) * 5, 0, 1) * finger
 
     # pressure: dry fingers print thin, broken ridges; wet ones thick, merged ridges

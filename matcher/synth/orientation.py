@@ -1,4 +1,5 @@
-"""Finger shape, singular points and the orientation field (Sherlock-Monro zero-pole model)."""
+"""Finger shape, singular points and the orientation field (Sherlock-Monro zero-pole model with
+Vizcaya-Gerhardt corrections, as in SFinGe)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,16 @@ CLASSES = ("arch", "tented_arch", "left_loop", "right_loop", "whorl")
 # Rough natural frequencies (Wilson et al.): loops dominate, arches are rare.
 CLASS_WEIGHTS = (0.05, 0.05, 0.32, 0.30, 0.28)
 FIELD_BEND = (0.3, 0.6)  # radians: amplitude range of the smooth per-finger orientation bend
+BEND_SCALE = (90, 160)  # pixels: width range of the bend's features
+PERIOD_BASE = (8.4, 11.0)  # pixels: range of a finger's base ridge period (about 45-60 ridges/inch)
+PERIOD_NOISE = 0.5  # pixels: amplitude of the smooth variation of the period across a finger
+SP_CORRECTION = 0.5  # radians: spread of each singular point's Vizcaya-Gerhardt angle correction
+SP_KNOTS = 8  # knots of that piecewise-linear correction around each singular point
+# Whorls with nearly the same cores and deltas showed the sensor the same rings: most of the
+# synthetic impostors above the shipped thresholds were whorl pairs (issue 18, docs/synth.md).
+WHORL_GAP = (0.03, 0.16)  # share of the height between a whorl's two cores
+WHORL_SHIFT = 0.10  # share of the width: sideways spread of the lower core (spirals, double loops)
+WHORL_DELTA = ((0.18, 0.36), (0.12, 0.30))  # (x, y) shares: where a whorl's deltas sit off the centre
 
 
 def finger_mask(shape: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
@@ -51,10 +62,11 @@ def singular_points(kind: str, shape: tuple[int, int], centre, rng: np.random.Ge
         return [core], [delta]
     if kind == "whorl":
         top = cx + j * (cy - 0.08 * h) + jitter(0.07 * w, 0.06 * h)
-        gap = rng.uniform(0.06, 0.10) * h
-        bottom = top + rng.normal(0, 0.06 * w) + j * gap
-        d1 = cx - rng.uniform(0.26, 0.32) * w + j * (cy + rng.uniform(0.18, 0.26) * h)
-        d2 = cx + rng.uniform(0.26, 0.32) * w + j * (cy + rng.uniform(0.18, 0.26) * h)
+        gap = rng.uniform(*WHORL_GAP) * h
+        bottom = top + rng.normal(0, WHORL_SHIFT * w) + j * gap
+        (dx0, dx1), (dy0, dy1) = WHORL_DELTA
+        d1 = cx - rng.uniform(dx0, dx1) * w + j * (cy + rng.uniform(dy0, dy1) * h)
+        d2 = cx + rng.uniform(dx0, dx1) * w + j * (cy + rng.uniform(dy0, dy1) * h)
         return [top, bottom], [d1, d2]
     raise ValueError(f"unknown fingerprint class {kind!r}; one of {CLASSES}")
 
@@ -67,9 +79,9 @@ def orientation_field(shape, kind: str, cores, deltas, rng: np.random.Generator)
     z = xx - 1j * yy
     theta = np.zeros(shape)
     for d in deltas:
-        theta += 0.5 * np.angle(z - (d.real - 1j * d.imag))
+        theta += 0.5 * _corrected_angle(z, d, rng)
     for c in cores:
-        theta -= 0.5 * np.angle(z - (c.real - 1j * c.imag))
+        theta -= 0.5 * _corrected_angle(z, c, rng)
     if kind == "arch":
         # ridges bulge upwards in the middle: y = -a(y) * bump(x), orientation = atan(slope)
         cx = w / 2 + rng.normal(0, 0.03 * w)
@@ -82,8 +94,22 @@ def orientation_field(shape, kind: str, cores, deltas, rng: np.random.Generator)
     # Real fields depart from the zero-pole model by smooth, finger-specific bends; without them two
     # fingers of one class share their field and their impostor scores look like mates' (issue 18:
     # same-class synthetic impostors scored 57 % above the fmr_1e-2 threshold, other pairs 1 %).
-    theta += rng.uniform(*FIELD_BEND) * smooth_noise(shape, rng, rng.uniform(90, 160))
+    theta += rng.uniform(*FIELD_BEND) * smooth_noise(shape, rng, rng.uniform(*BEND_SCALE))
     return np.mod(theta, np.pi).astype(np.float32)
+
+
+def _corrected_angle(z: np.ndarray, point: complex, rng: np.random.Generator) -> np.ndarray:
+    """arg(z - point) through a random piecewise-linear correction g (Vizcaya & Gerhardt, as in SFinGe).
+
+    g(a) = a + e(a), e linear between SP_KNOTS knots around the point and equal at -pi and pi, so
+    the winding (the class) is kept while the shape of the loop or delta differs from finger to finger.
+    """
+    a = np.angle(z - (point.real - 1j * point.imag))  # y-up frame, like z
+    if SP_CORRECTION <= 0:
+        return a
+    knots = np.linspace(-np.pi, np.pi, SP_KNOTS + 1)
+    e = np.clip(rng.normal(0, SP_CORRECTION, SP_KNOTS), -1.5 * SP_CORRECTION, 1.5 * SP_CORRECTION)
+    return a + np.interp(a, knots, np.append(e, e[0]))
 
 
 def smooth_noise(shape, rng: np.random.Generator, scale: float) -> np.ndarray:
@@ -97,9 +123,9 @@ def smooth_noise(shape, rng: np.random.Generator, scale: float) -> np.ndarray:
 
 
 def ridge_period(shape, centre, rng: np.random.Generator) -> np.ndarray:
-    """Ridge period in pixels at 500 dpi: ~9-10 px, a bit wider towards the fingertip's lower half."""
+    """Ridge period in pixels at 500 dpi: a base of PERIOD_BASE, a bit wider towards the lower half."""
     h, _ = shape
-    base = rng.uniform(8.6, 10.0)
+    base = rng.uniform(*PERIOD_BASE)
     yy = np.arange(h, dtype=np.float32)[:, None]
     trend = 0.8 * np.clip((yy - centre[1]) / (0.5 * h), -1, 1)
-    return np.clip(base + trend + 0.5 * smooth_noise(shape, rng, 120), 7.5, 12.0).astype(np.float32)
+    return np.clip(base + trend + PERIOD_NOISE * smooth_noise(shape, rng, 120), 7.5, 12.0).astype(np.float32)

@@ -14,6 +14,8 @@ import numpy as np
 N_ORIENT = 12
 PERIODS = (7.5, 11.5)  # the bank's two periods; pixels blend between them
 GAIN = 3.0  # soft-clip gain: higher settles faster into binary-like ridges
+SEEDS = (40, 40)  # range of random starting points; where growth fronts meet, ridges end or fork
+ITERATIONS = 14  # half-resolution passes: enough for the fronts to fill the finger from SEEDS
 
 
 def gabor_kernel(theta: float, period: float) -> np.ndarray:
@@ -72,8 +74,8 @@ def grow_ridges(
     orientation: np.ndarray,
     period: np.ndarray,
     rng: np.random.Generator,
-    iterations: int = 14,
-    seeds: int = 40,
+    iterations: int | None = None,
+    seeds: int | None = None,
     half_resolution: bool = True,
 ) -> np.ndarray:
     """Continuous ridge pattern in [-1, 1] (ridges > 0).
@@ -83,6 +85,9 @@ def grow_ridges(
     resolution throughout (the slow baseline the synth benchmark compares against).
     """
     h, w = orientation.shape
+    iterations = ITERATIONS if iterations is None else iterations
+    if seeds is None:  # drawn per finger only when the range is open (same stream otherwise)
+        seeds = SEEDS[0] if SEEDS[0] == SEEDS[1] else int(rng.integers(SEEDS[0], SEEDS[1] + 1))
     if not half_resolution:
         x = np.zeros((h, w), np.float32)
         ys, xs = rng.integers(0, h, seeds), rng.integers(0, w, seeds)

@@ -28,12 +28,14 @@ from fpverify.server.api.routes import (
     his,
     holders,
     results,
+    staff,
     stays,
     users,
 )
 
 api_router = APIRouter()
-for module in (auth, users, devices, holders, enrollments, results, his, alerts, stays, approvals, audit, health):
+for module in (auth, users, staff, devices, holders, enrollments, results, his, alerts, stays, approvals, audit,
+               health):
     api_router.include_router(module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -52,6 +52,27 @@ class DashboardSettings(BaseModel):
         return self
 
 
+# PIPL (docs: ../shared/domain.md, "Personal data"): records of processing are kept at least 3 years,
+# and personal data no longer than necessary. A verification record is such a record: kept 36 months.
+RESULTS_MONTHS_MINIMUM = 36
+
+
+class RetentionSettings(BaseModel):
+    """How long verification records are kept (server/ops/retention.py; `fpverify server retention`)."""
+
+    # Whole UTC months kept before the current one; older records are deleted (at least 36: see above).
+    results_months: int = Field(default=RESULTS_MONTHS_MINIMUM, le=1200)
+    months_ahead: int = Field(default=3, ge=1, le=24)  # monthly partitions made ahead (PostgreSQL)
+
+    @field_validator("results_months")
+    @classmethod
+    def _at_least_the_regulatory_minimum(cls, months: int) -> int:
+        if months < RESULTS_MONTHS_MINIMUM:
+            raise ValueError(f"{months} months is below the regulatory minimum of {RESULTS_MONTHS_MINIMUM} "
+                             "(PIPL: records of processing are kept at least 3 years)")
+        return months
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FPVERIFY_", env_file=None, extra="ignore",
                                       env_nested_delimiter="__")
@@ -104,8 +125,16 @@ class Settings(BaseSettings):
     # Ingestion batching: commit when this many messages are waiting or after this delay.
     ingest_batch_size: int = 500
     ingest_batch_wait_ms: int = 50
-    # Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum).
+    # Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum; AMQP prefetch).
     ingest_receive_maximum: int = 2000
+    # Where the ingest reads results (server/ingest/consumer.py). "mosquitto": an MQTT subscription,
+    # one worker (the single-machine default). "rabbitmq": stations publish MQTT 3.1.1 to RabbitMQ's
+    # MQTT plugin, results land in the quorum queue `ingest_queue`, and any number of workers consume
+    # it over AMQP (ingest_amqp_url), acknowledging after commit; it survives a broker restart.
+    # The MQTT settings still serve the template notifications (mqtt_version "3.1.1" with RabbitMQ).
+    ingest_broker: Literal["mosquitto", "rabbitmq"] = "mosquitto"
+    ingest_amqp_url: SecretStr | None = None  # amqp(s)://user:password@host:5672/vhost
+    ingest_queue: str = Field(default="fpverify.ingest.registry", min_length=1, max_length=200)
 
     # Domain
     validate_templates: bool = True  # uploads must decode with matcher.Template.from_bytes (422 otherwise)
@@ -114,6 +143,10 @@ class Settings(BaseSettings):
     duplicate_threshold_score: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     bedside_recheck_hours: float = 24.0
     feed_page_limit: int = 1000
+    # Per-site feed (issue 18): `registered` and `fetched` holder-site assignments end this many days
+    # after the holder was last seen there; a station may fetch this many cards a minute on demand.
+    site_assignment_days: float = Field(default=90.0, gt=0, le=3650)
+    card_fetch_per_minute: int = Field(default=60, ge=1, le=10000)
 
     # Trust (signed results, registry CA). With ca_dir set, ingest verifies each result's signature
     # against the certificate the CA issued to its device and rejects replays (see docs/trust.md).
@@ -123,6 +156,7 @@ class Settings(BaseSettings):
     api_tls_key: Path | None = None
 
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("duplicate_threshold")
     @classmethod
@@ -130,6 +164,22 @@ class Settings(BaseSettings):
         from fpverify.matcher import known_point
 
         return known_point(name)
+
+    @model_validator(mode="after")
+    def _queue_broker_has_url(self) -> Settings:
+        if self.ingest_broker == "rabbitmq" and self.ingest_amqp_url is None:
+            raise ValueError("ingest_broker 'rabbitmq' needs FPVERIFY_INGEST_AMQP_URL (amqp://user:password@host:5672/vhost)")
+        if self.ingest_amqp_url is not None:
+            import pika  # checked here so `server check` / `server run` name it, not a worker's traceback
+
+            url = self.ingest_amqp_url.get_secret_value()
+            if not url.startswith(("amqp://", "amqps://")):
+                raise ValueError("FPVERIFY_INGEST_AMQP_URL must start with amqp:// or amqps://")
+            try:
+                pika.URLParameters(url)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"FPVERIFY_INGEST_AMQP_URL is not a usable AMQP URL: {exc}") from None
+        return self
 
     @property
     def relaxed(self) -> bool:

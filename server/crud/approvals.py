@@ -10,6 +10,9 @@ person approves and the operation executes in the same transaction.
 - Device feed tokens (`device_token`: a newly registered device's first token, or a re-issue): the
   token reads the device's template feed (card numbers and templates), so a sysadmin asks and a
   supervisor approves; only the approver receives the token, once, to install on the station.
+- Staff credentials (`staff_credential`: a clerk's finger templates and PIN for signing in at the
+  station, server/crud/staff.py): a sign-in is a login that signs every result with the clerk's
+  name, so a sysadmin files it and a supervisor approves it (who should see the clerk in person).
 - Nobody approves their own request, a change to their own account, or a request of the person
   who created their account. Nobody changes their own role.
 """
@@ -21,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from fpverify.server import audit
 from fpverify.server.core.security import one_time_password
-from fpverify.server.crud import devices, holders, users
+from fpverify.server.crud import devices, holders, staff, users
 from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
 from fpverify.server.models import (
     ACCOUNT_ACTIONS,
@@ -40,7 +43,7 @@ from fpverify.server.models import (
 )
 
 REQUIRED_APPROVALS = 2
-SYSADMIN_ACTIONS = ACCOUNT_ACTIONS | {ApprovalAction.DEVICE_TOKEN}  # what sysadmins request (and may list)
+SYSADMIN_ACTIONS = ACCOUNT_ACTIONS | {ApprovalAction.DEVICE_TOKEN, ApprovalAction.STAFF_CREDENTIAL}  # what sysadmins request (and may list)
 
 
 def _check_target(s: Session, action: str, target: str, param: str | None, requester: str) -> None:
@@ -48,6 +51,8 @@ def _check_target(s: Session, action: str, target: str, param: str | None, reque
         _check_account_target(s, action, target, param, requester)
     elif action == ApprovalAction.DEVICE_TOKEN:
         devices.check_token_target(s, target)
+    elif action == ApprovalAction.STAFF_CREDENTIAL:
+        staff.check_target(s, target)
     elif action == ApprovalAction.UNBLOCK_CARD:
         h = s.get(CardHolder, target)
         if h is None:
@@ -185,6 +190,8 @@ def reject(s: Session, user: User, approval_id: int, comment: str | None = None)
     audit.record(s, user.username, "approval.rejected", "approval", a.id, before, a)
     if a.action == ApprovalAction.OVERRIDE_DUPLICATE:
         holders.reject_enrollment(s, user.username, a.target)
+    elif a.action == ApprovalAction.STAFF_CREDENTIAL:
+        staff.reject(s, user.username, a.target)
     return a
 
 
@@ -203,6 +210,8 @@ def _execute(s: Session, actor: str, a: Approval) -> str | None:
         users.set_frozen(s, actor, int(a.target), False)
     elif a.action == ApprovalAction.DEVICE_TOKEN:
         _, secret = devices.rotate_token(s, actor, a.target)
+    elif a.action == ApprovalAction.STAFF_CREDENTIAL:
+        staff.activate(s, actor, a.target)
     elif a.action == ApprovalAction.UNBLOCK_CARD:
         holders.set_status(s, actor, a.target, HolderStatus.ACTIVE, note=f"approval {a.id}")
     elif a.action == ApprovalAction.DELETE_TEMPLATE:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from fpverify.edge import wire
 from fpverify.server import audit
 from fpverify.server.core.security import national_id_hmac
+from fpverify.server.crud import sites
 from fpverify.server.crud.errors import Conflict, Invalid, NotFound
 from fpverify.server.dedup import DuplicateHit
 from fpverify.server.ingest import feed
@@ -20,6 +21,7 @@ from fpverify.server.models import (
     Approval,
     ApprovalAction,
     ApprovalStatus,
+    AssignmentReason,
     CardHolder,
     Consent,
     Delegate,
@@ -85,7 +87,7 @@ def set_status(s: Session, actor: str, card_number: str, status: str, note: str 
     before = audit.snapshot(holder)
     holder.status = status
     holder.updated_at = utcnow()
-    feed.append(s, "card", card_number, status=status)
+    feed.append_holder(s, "card", card_number, status=status)
     audit.record(s, actor, f"holder.{'block' if status == HolderStatus.BLOCKED else 'unblock'}", "card_holder",
                  card_number, before, holder, note=note)
     return holder
@@ -178,7 +180,7 @@ def _purge_template(s: Session, actor: str, t: Template, reason: str) -> None:
     t.revoked_at = utcnow()
     t.revoked_reason = reason
     if was_active:
-        feed.append(s, "revoke", t.card_number, template_id=t.id)
+        feed.append_holder(s, "revoke", t.card_number, template_id=t.id)
     audit.record(s, actor, "template.revoke", "template", t.id, before, t, note=reason)
 
 
@@ -247,6 +249,8 @@ def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicat
     s.flush()
     audit.record(s, actor, "enrollment.create", "enrollment", eid, None, e,
                  note=f"status={status}" + (" duplicate" if hit else ""))
+    if e.site_id and not hit:
+        sites.assign(s, actor, upload.card_number, e.site_id, AssignmentReason.ENROLLED)
     for f in upload.fingers:
         for data, q in zip(f.templates, f.qualities, strict=True):
             t = Template(id=uuid.uuid4().hex, card_number=upload.card_number, enrollment_id=eid, role=upload.role,
@@ -258,7 +262,7 @@ def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicat
             s.flush()
             audit.record(s, actor, "template.create", "template", t.id, None, t)
             if not hit:
-                feed.append(s, "add", t.card_number, template_id=t.id)
+                feed.append_holder(s, "add", t.card_number, template_id=t.id)
     if hit:
         a = Approval(action=ApprovalAction.OVERRIDE_DUPLICATE, target=eid, requested_by="system",
                      reason=f"1:N duplicate check matched card {hit.card_number}", status=ApprovalStatus.PENDING,
@@ -278,10 +282,12 @@ def activate_enrollment(s: Session, actor: str, enrollment_id: str) -> Enrollmen
     before = audit.snapshot(e)
     e.status = EnrollmentStatus.ENROLLED
     audit.record(s, actor, "enrollment.approve", "enrollment", e.id, before, e)
+    if e.site_id:
+        sites.assign(s, actor, e.card_number, e.site_id, AssignmentReason.ENROLLED)
     for t in s.scalars(select(Template).where(Template.enrollment_id == e.id, Template.status == TemplateStatus.PENDING)):
         tb = audit.snapshot(t)
         t.status = TemplateStatus.ACTIVE
-        feed.append(s, "add", t.card_number, template_id=t.id)
+        feed.append_holder(s, "add", t.card_number, template_id=t.id)
         audit.record(s, actor, "template.activate", "template", t.id, tb, t)
     return e
 

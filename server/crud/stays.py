@@ -9,8 +9,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fpverify.server import audit
+from fpverify.server.crud import sites
 from fpverify.server.crud.errors import Conflict, Invalid, NotFound
-from fpverify.server.models import CardHolder, InpatientStay, Site, VerificationRecord, utcnow
+from fpverify.server.models import (
+    AssignmentReason,
+    CardHolder,
+    InpatientStay,
+    Site,
+    VerificationRecord,
+    utcnow,
+)
 
 # A bedside check counts when the patient themself was verified at the ward.
 BEDSIDE_OK = ("match",)
@@ -35,6 +43,7 @@ def admit(s: Session, actor: str, card_number: str, site_id: str, admitted_at: d
     s.add(stay)
     s.flush()
     audit.record(s, actor, "stay.admit", "inpatient_stay", stay.id, None, stay)
+    sites.assign(s, actor, card_number, site_id, AssignmentReason.ADMITTED)  # the site's stations get the holder
     return stay
 
 
@@ -52,6 +61,7 @@ def discharge(s: Session, actor: str, stay_id: int, discharged_at: datetime | No
     before = audit.snapshot(stay)
     stay.discharged_at = when
     audit.record(s, actor, "stay.discharge", "inpatient_stay", stay.id, before, stay)
+    sites.discharged(s, actor, stay.card_number, stay.site_id, when)
     return stay
 
 

@@ -13,6 +13,10 @@
   leaves the messages unacknowledged, so the broker redelivers them; duplicates are dropped.
   Database outages are retried with backoff; the consumer never dies on input.
 - Its MQTT connection also publishes the template-feed notifications (`notifier`, notifier.py).
+- With `ingest_broker = "rabbitmq"` the results and presence messages come instead from a durable
+  quorum queue over AMQP (amqp.py, `AmqpSource`), which any number of workers share and which a
+  broker restart keeps; the MQTT connection then only publishes the notifications (no subscription).
+  The same rule holds: acknowledged only after the commit.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class IngestWorker:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.notifier = FeedNotifier(db.sessionmaker, self._publish)
+        self.source = None  # the AMQP work queue, when results come from RabbitMQ
+        if settings.ingest_broker == "rabbitmq":
+            from fpverify.server.ingest.amqp import AmqpSource
+
+            self.source = AmqpSource(settings, self._on_queued, client_id or settings.mqtt_client_id)
 
     @property
     def verifier(self) -> ResultVerifier | None:
@@ -97,6 +106,8 @@ class IngestWorker:
     def start(self) -> IngestWorker:
         self._thread = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._thread.start()
+        if self.source is not None:
+            self.source.start()
         props = None
         if self.v5:
             props = Properties(PacketTypes.CONNECT)
@@ -110,8 +121,12 @@ class IngestWorker:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
-        """True once connected and subscribed."""
-        return self._subscribed.wait(timeout)
+        """True once connected and subscribed (with a work queue: consuming it, and MQTT connected
+        for the notifications)."""
+        if self.source is None:
+            return self._subscribed.wait(timeout)
+        deadline = time.monotonic() + timeout
+        return self.source.ready.wait(timeout) and self._connected.wait(max(0.0, deadline - time.monotonic()))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the batch in hand (commit and acknowledge), then disconnect. Messages still queued
@@ -119,6 +134,8 @@ class IngestWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.source is not None:
+            self.source.stop()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -129,9 +146,11 @@ class IngestWorker:
             log.error("MQTT connect refused: %s", reason_code)
             return
         self._connected.set()
+        self._notify_pending = True  # re-publish the feed version: heals notifications missed while away
+        if self.source is not None:
+            return  # results come from the work queue; this connection only publishes
         results = results_subscription(self.settings.mqtt_version, self.settings.mqtt_shared_subscription)
         client.subscribe([(results, 1), (wire.Topics.ALL_STATUS, 1)])
-        self._notify_pending = True  # re-publish the feed version: heals notifications missed while away
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         if any(rc.is_failure for rc in reason_codes):
@@ -149,6 +168,12 @@ class IngestWorker:
         if self.stats.first_message_at is None:
             self.stats.first_message_at = time.monotonic()
         self.queue.put(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def _on_queued(self, m: Message) -> None:
+        """A delivery from the work queue (the AMQP source's thread)."""
+        if self.stats.first_message_at is None:
+            self.stats.first_message_at = time.monotonic()
+        self.queue.put(m)
 
     def _publish(self, topic: str, payload: bytes, qos: int, retain: bool):
         return self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -207,6 +232,9 @@ class IngestWorker:
                 if self._stop.wait(delay):
                     return  # stopping: leave unacknowledged, the broker redelivers
                 delay = min(delay * 2, 10)
+        if self.source is not None:
+            self.stats.acked += self.source.ack(batch)
+            return
         for m in batch:
             if m.qos > 0:
                 self.client.ack(m.mid, m.qos)

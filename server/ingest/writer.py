@@ -8,12 +8,16 @@ tested against a real database without a broker. Per batch, in ONE transaction:
   cached: a device disabled or retired by a commit elsewhere, in any registry process, is refused
   by the next batch (alert `disabled_device` / `retired_device`), and a change committing meanwhile
   waits for this batch or is seen by it;
-- results go through the `ResultVerifier` with a `SessionLedger` on this same transaction (one
-  writer: SQLite never waits on a second connection; counter state is only what committed);
-- results are inserted idempotently by result_id (INSERT .. ON CONFLICT DO NOTHING); each newly
-  stored no_match raises a `no_match` alert. A signed result whose device counter another registry
-  process stored meanwhile (the unique index of migration 0005 decides) is a replay: dead letter
-  and `replayed_result` alert, as when the verifier sees the counter used;
+- results go through the `ResultVerifier` with a `CounterTableLedger` on this same transaction (one
+  writer: SQLite never waits on a second connection; counter state is only what committed). It
+  reads `signed_counters`, which keeps the counters of results retention has deleted;
+- each signed result first claims its (device, counter) in `signed_counters` (INSERT .. ON CONFLICT
+  DO NOTHING on its primary key). A counter another registry process claimed meanwhile for another
+  result is a replay: dead letter and `replayed_result` alert, as when the verifier sees the counter
+  used; claimed by this same result, it is a redelivery. Then results are inserted idempotently by
+  result_id (INSERT .. ON CONFLICT DO NOTHING; on PostgreSQL the table is partitioned by
+  result_id, so the id is still unique table-wide); each newly stored no_match raises a `no_match`
+  alert;
 - anything refused becomes a dead letter with the reason and the payload truncated to
   DEAD_LETTER_MAX bytes; forgeries, refused devices and verifier rejections also raise an alert
   (one per device and kind per `ALERT_QUIET_S`, counted in the database, so across processes);
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -41,8 +45,17 @@ from fpverify.edge import wire
 from fpverify.server import audit
 from fpverify.server.core.config import Settings
 from fpverify.server.crud import devices as devices_crud
+from fpverify.server.crud import sites
 from fpverify.server.db import Database
-from fpverify.server.models import Alert, AlertStatus, DeadLetter, Device, VerificationRecord, utcnow
+from fpverify.server.models import (
+    Alert,
+    AlertStatus,
+    DeadLetter,
+    Device,
+    SignedCounter,
+    VerificationRecord,
+    utcnow,
+)
 from fpverify.server.models.results import record_row
 from fpverify.server.trust.verify import Rejection, ResultVerifier, SessionLedger, registry_verifier
 
@@ -117,6 +130,24 @@ def parse(m: Message) -> wire.VerificationResult | wire.DeviceStatus | Refusal:
     return msg
 
 
+class CounterTableLedger(SessionLedger):
+    """The verifier's counter state from `signed_counters` (not from the results, which retention
+    deletes): the counters of every signed result ever stored, plus those accepted in this batch."""
+
+    def lookup(self, device_id: str, counter: int) -> uuid.UUID | None:
+        hit = self.used.get((device_id, counter))
+        if hit is not None:
+            return hit
+        return self.s.scalar(select(SignedCounter.result_id).where(
+            SignedCounter.device_id == device_id, SignedCounter.counter == counter))
+
+    def highest(self, device_id: str) -> int | None:
+        if device_id not in self.top:
+            self.top[device_id] = self.s.scalar(select(func.max(SignedCounter.counter)).where(
+                SignedCounter.device_id == device_id))
+        return self.top[device_id]
+
+
 class BatchWriter:
     def __init__(self, db: Database, settings: Settings, verifier: ResultVerifier | None = None):
         """`verifier` defaults to what the settings call for (`registry_verifier`): in production
@@ -158,7 +189,7 @@ class BatchWriter:
         parsed = [forced if forced is not None else parse(m) for m in batch]
         with self.db.sessionmaker() as s:
             devices = self._devices(s, {p.device_id for p in parsed if not isinstance(p, Refusal)})
-            ledger = SessionLedger(s)
+            ledger = CounterTableLedger(s)
             results: dict[uuid.UUID, dict] = {}
             sources: dict[uuid.UUID, tuple[Message, wire.VerificationResult]] = {}
             dead: list[dict] = []
@@ -178,8 +209,11 @@ class BatchWriter:
                 else:
                     results[p.result_id] = record_row(p, now)
                     sources[p.result_id] = (m, p)
-            inserted = self._insert_results(s, list(results.values())) if results else []
-            taken = self._counter_taken(s, sources, inserted)
+            taken, again = self._claim_counters(s, sources)
+            lost = again | {p.result_id for _m, p in taken}
+            rows = [r for rid, r in results.items() if rid not in lost]
+            inserted = self._insert_results(s, rows) if rows else []
+            self._release_counters(s, sources, rows, inserted)
             for m, p in taken:
                 rej = Rejection("counter_reuse", f"counter {p.counter} was stored meanwhile for another result "
                                                  "(another registry process: cloned key or replay)")
@@ -189,6 +223,8 @@ class BatchWriter:
             if inserted:
                 seen = sorted({results[rid]["device_id"] for rid in inserted})
                 s.execute(update(Device).where(Device.id.in_(seen)).values(last_seen=now))
+                sites.seen(s, {(r["card_number"], r["site_id"]) for r in map(results.get, inserted) if r["card_number"]},
+                           now)
             alerts = [_no_match_alert(results[rid]) for rid in inserted if results[rid]["outcome"] == wire.Outcome.NO_MATCH]
             alerts += self._refusal_alerts(s, refusals, now)
             if alerts:
@@ -197,7 +233,7 @@ class BatchWriter:
                 s.execute(self._insert(DeadLetter), dead)
             for st in statuses:
                 devices_crud.record_presence(s, st.device_id, st.state, st.at, st.cache_version, st.software_version)
-            duplicates = len(results) - len(inserted) - len(taken) + dup_in_batch
+            duplicates = len(rows) - len(inserted) + len(again) + dup_in_batch
             if inserted or dead:
                 ids = "".join(sorted(str(i) for i in inserted))
                 audit.record(s, "mqtt-ingest", "ingest.batch", "verification_results", f"{len(inserted)} stored", None,
@@ -225,7 +261,7 @@ class BatchWriter:
         return {d: "retired" if retired else "disabled" if disabled else "enabled"
                 for d, disabled, retired in s.execute(q)}
 
-    def _admit(self, msg, topic: str, state: str | None, ledger: SessionLedger):
+    def _admit(self, msg, topic: str, state: str | None, ledger: CounterTableLedger):
         """The message itself if accepted, else a Refusal."""
         if state is None:
             return Refusal(f"unknown or disabled device {msg.device_id!r} (not registered)")
@@ -261,17 +297,51 @@ class BatchWriter:
                         "raised_at": now, "status": AlertStatus.OPEN, "comment": (r.reason + claimed)[:2000]})
         return out
 
-    def _counter_taken(self, s: Session, sources: dict[uuid.UUID, tuple[Message, wire.VerificationResult]],
-                       inserted: list[uuid.UUID]) -> list[tuple[Message, wire.VerificationResult]]:
-        """Signed results the insert skipped although no stored row has their result_id: the unique
-        (device_id, counter) index refused them, another process having stored that counter since
-        this batch's verifier looked (its ledger only sees what had committed)."""
+    def _claim_counters(self, s: Session, sources: dict[uuid.UUID, tuple[Message, wire.VerificationResult]]
+                        ) -> tuple[list[tuple[Message, wire.VerificationResult]], set[uuid.UUID]]:
+        """Claim (device, counter) of each signed result. Returns the results whose counter another
+        result holds (a process that committed after this batch's verifier looked: its ledger only
+        sees what had committed) and the ids whose counter they already hold themselves (stored
+        before: a redelivery, also when retention has deleted the record since)."""
+        signed: dict[tuple[str, int], uuid.UUID] = {}
+        twice = []  # a second result with a counter used earlier in this batch (no verifier: demo, development)
+        for rid, (m, p) in sources.items():
+            if p.signature is not None and p.counter is not None:
+                if (p.device_id, p.counter) in signed:
+                    twice.append((m, p))
+                else:
+                    signed[(p.device_id, p.counter)] = rid
+        if not signed:
+            return [], set()
+        if self.dialect == "postgresql":  # one statement of three arrays (as _insert_results)
+            params = {"d": [d for d, _c in signed], "c": [c for _d, c in signed], "r": list(signed.values())}
+            claimed = {(d, c) for d, c in s.execute(_PG_CLAIM, params)}
+        else:
+            rows = [{"device_id": d, "counter": c, "result_id": rid} for (d, c), rid in signed.items()]
+            stmt = self._insert(SignedCounter).on_conflict_do_nothing()
+            claimed = {(d, c) for d, c in s.execute(stmt.returning(SignedCounter.device_id, SignedCounter.counter),
+                                                    rows)}
+        lost = [k for k in signed if k not in claimed]
+        if not lost:
+            return twice, set()
+        holders = {(d, c): rid for d, c, rid in s.execute(
+            select(SignedCounter.device_id, SignedCounter.counter, SignedCounter.result_id)
+            .where(tuple_(SignedCounter.device_id, SignedCounter.counter).in_(lost)))}
+        again = {signed[k] for k in lost if holders.get(k) == signed[k]}
+        taken = [sources[signed[k]] for k in lost if holders.get(k) != signed[k]]
+        return twice + taken, again
+
+    def _release_counters(self, s: Session, sources: dict[uuid.UUID, tuple[Message, wire.VerificationResult]],
+                          rows: list[dict], inserted: list[uuid.UUID]) -> None:
+        """A result whose id was stored already (with another counter: never from a sound station)
+        is not stored again, so the counter it claimed goes back: the guard holds only stored rows."""
         done = set(inserted)
-        skipped = [rid for rid, (_m, p) in sources.items() if rid not in done and p.signature is not None]
-        if not skipped:
-            return []
-        stored = set(s.scalars(select(VerificationRecord.result_id).where(VerificationRecord.result_id.in_(skipped))))
-        return [sources[rid] for rid in skipped if rid not in stored]
+        for r in rows:
+            p = sources[r["result_id"]][1]
+            if r["result_id"] not in done and p.signature is not None and p.counter is not None:
+                s.execute(delete(SignedCounter).where(SignedCounter.device_id == p.device_id,
+                                                      SignedCounter.counter == p.counter,
+                                                      SignedCounter.result_id == p.result_id))
 
     def _insert_results(self, s: Session, rows: list[dict]) -> list[uuid.UUID]:
         """INSERT .. ON CONFLICT DO NOTHING (result_id, and (device_id, counter) of signed rows);
@@ -286,6 +356,9 @@ class BatchWriter:
 
 
 _COLUMNS = [c.name for c in VerificationRecord.__table__.columns]
+_PG_CLAIM = text("INSERT INTO signed_counters (device_id, counter, result_id) SELECT * FROM "
+                 "unnest(CAST(:d AS VARCHAR[]), CAST(:c AS BIGINT[]), CAST(:r AS UUID[])) "
+                 "ON CONFLICT DO NOTHING RETURNING device_id, counter")
 _PG_INSERT = None
 
 

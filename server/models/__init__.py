@@ -21,15 +21,17 @@ from fpverify.server.models.holders import (
     Template,
     TemplateStatus,
 )
-from fpverify.server.models.results import Alert, AlertStatus, DeadLetter, VerificationRecord
-from fpverify.server.models.sites import Device, Site
+from fpverify.server.models.results import Alert, AlertStatus, DeadLetter, SignedCounter, VerificationRecord
+from fpverify.server.models.sites import AssignmentReason, Device, HolderSite, Site
+from fpverify.server.models.staff import CredentialStatus, StaffCredential, StaffTemplate
 from fpverify.server.models.stays import InpatientStay
 from fpverify.server.models.suspicion import SUSPICION_KINDS, SuspicionMark
 from fpverify.server.models.users import ApiToken, LoginThrottle, Role, User
 
 __all__ = [
     "ACCOUNT_ACTIONS", "Alert", "AlertNote", "AlertStatus", "ApiToken", "Approval", "ApprovalAction", "ApprovalStatus", "ApprovalVote",
-    "AuditEntry", "AuditHead", "Base", "CardHolder", "Consent", "Counter", "Delegate", "Device",
+    "AuditEntry", "AuditHead", "Base", "CardHolder", "Consent", "Counter", "CredentialStatus", "Delegate", "Device",
     "DeadLetter", "Enrollment", "EnrollmentStatus", "FeedChange", "HolderStatus", "InpatientStay",
-    "LoginThrottle", "Role", "Site", "SUSPICION_KINDS", "SuspicionMark", "Template", "TemplateStatus", "User", "UTCDateTime", "VerificationRecord", "utcnow",
+    "AssignmentReason", "HolderSite",
+    "LoginThrottle", "Role", "SignedCounter", "Site", "StaffCredential", "StaffTemplate", "SUSPICION_KINDS", "SuspicionMark", "Template", "TemplateStatus", "User", "UTCDateTime", "VerificationRecord", "utcnow",
 ]

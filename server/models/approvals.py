@@ -22,6 +22,7 @@ class ApprovalAction(enum.StrEnum):
     RESET_PASSWORD = "reset_password"  # target: user id
     UNFREEZE_ACCOUNT = "unfreeze_account"  # target: user id
     DEVICE_TOKEN = "device_token"  # target: device id; its feed token reads card numbers and templates
+    STAFF_CREDENTIAL = "staff_credential"  # target: staff credential id (a clerk's station sign-in)
 
 
 ACCOUNT_ACTIONS = frozenset({ApprovalAction.CREATE_ACCOUNT, ApprovalAction.SET_ROLE, ApprovalAction.RESET_PASSWORD,

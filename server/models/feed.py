@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String, event, insert
+from sqlalchemy import BigInteger, Index, String, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fpverify.server.models.base import Base, UTCDateTime, utcnow
@@ -20,7 +20,7 @@ class Counter(Base):
 
 
 class FeedChange(Base):
-    """op = add | revoke | card. Versions come from Counter 'feed' so they commit in order."""
+    """op = add | revoke | card | hold. Versions come from Counter 'feed' so they commit in order."""
 
     __tablename__ = "feed_changes"
 
@@ -28,9 +28,13 @@ class FeedChange(Base):
     op: Mapped[str] = mapped_column(String(8))
     card_number: Mapped[str] = mapped_column(String(32))
     template_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # for op=card
-    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: every site
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # op=card: the status; op=hold: site|fetched|none
+    # The site whose stations get the change; None: the registry's own log (the duplicate index,
+    # history), never sent to a station (issue 18; before migration 0007 it meant every site).
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_feed_changes_site_version", "site_id", "version"),)
 
 
 COUNTERS = ("feed",)

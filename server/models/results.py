@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import typing
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import annotated_types
 from pydantic.fields import FieldInfo
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     Column,
@@ -20,7 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    text,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,15 +92,21 @@ def _columns() -> list[Column]:
 
 
 class VerificationRecord(Base):
-    """A stored edge.wire.VerificationResult (+ received_at); result_id makes ingestion idempotent."""
+    """A stored edge.wire.VerificationResult (+ received_at); result_id makes ingestion idempotent.
+
+    On PostgreSQL the table is partitioned by month (migration 0008) as RANGE of result_id itself:
+    a UUIDv7 begins with its creation time in milliseconds, so the ids of one month are one range
+    (`month_bounds`). The partition key is the primary key: a result id has exactly one partition,
+    so the plain primary key stays globally unique and a redelivery meets its first copy. Ids that
+    fall in no month created yet (a month not made ahead, a station clock years off, a non-v7 id) go
+    to the DEFAULT partition; `server.ops.partitions` creates months ahead and moves such rows.
+    SQLite keeps one plain table."""
 
     __table__ = Table(
         "verification_results", Base.metadata, *_columns(),
         Index("ix_results_site_captured", "site_id", "captured_at"),
         Index("ix_results_card_captured", "card_number", "captured_at"),
-        # one stored signed result per device counter, whichever registry process wins (migration 0005)
-        Index("uq_results_device_counter", "device_id", "counter", unique=True,
-              postgresql_where=text("signature IS NOT NULL"), sqlite_where=text("signature IS NOT NULL")),
+        postgresql_partition_by="RANGE (result_id)",
     )
     if typing.TYPE_CHECKING:  # the columns are generated; name the ones code reads for type checkers
         result_id: Mapped[uuid.UUID]
@@ -110,6 +117,93 @@ class VerificationRecord(Base):
         purpose: Mapped[str]
         captured_at: Mapped[datetime]
         received_at: Mapped[datetime]
+
+
+class SignedCounter(Base):
+    """The replay guard: one row per (device, counter) of every signed result ever stored, kept when
+    retention deletes the result. It replaces migration 0005's unique index on the results, which a
+    table partitioned by result_id cannot hold. The ingest writer claims a counter here before it
+    inserts the result; the trigger below claims it for any other insert, so no path stores two
+    signed results with one counter, and a counter of a deleted result is still known as used."""
+
+    __tablename__ = "signed_counters"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counter: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    result_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+# ---- monthly partitions (PostgreSQL) -----------------------------------------------------------------
+PARTITION_SCHEMA = "result_partitions"  # out of the public schema: the app's tables stay as the models say
+DEFAULT_PARTITION = "results_default"
+
+
+def month_start(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def add_months(year: int, month: int, n: int) -> tuple[int, int]:
+    k = year * 12 + month - 1 + n
+    return k // 12, k % 12 + 1
+
+
+def time_bound(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 created at `at` (its first 48 bits: Unix time in milliseconds)."""
+    ms = max(0, int(at.timestamp() * 1000))
+    return uuid.UUID(int=min(ms, (1 << 48) - 1) << 80)
+
+
+def month_bounds(year: int, month: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """[low, high) of the result ids of a month (UTC)."""
+    return time_bound(month_start(year, month)), time_bound(month_start(*add_months(year, month, 1)))
+
+
+def partition_name(year: int, month: int) -> str:
+    return f"results_{year:04d}_{month:02d}"
+
+
+_PG_SETUP = (DDL(f"CREATE SCHEMA IF NOT EXISTS {PARTITION_SCHEMA}"),
+             DDL(f"CREATE TABLE IF NOT EXISTS {PARTITION_SCHEMA}.{DEFAULT_PARTITION} PARTITION OF verification_results "
+                 "DEFAULT"))
+# Claim the counters of the signed rows an INSERT stored: the writer claimed them already (same result:
+# nothing to do); one another result holds makes the primary key refuse the INSERT, as 0005's unique
+# index did. PostgreSQL: once per statement over its transition table (set-based; a trigger on the
+# partitioned table covers every partition, also those attached later); SQLite: per row.
+PG_CLAIM_FUNCTION = """
+CREATE OR REPLACE FUNCTION claim_signed_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO signed_counters (device_id, counter, result_id)
+    SELECT n.device_id, n.counter, n.result_id FROM inserted n
+    WHERE n.signature IS NOT NULL AND n.counter IS NOT NULL AND NOT EXISTS (
+      SELECT 1 FROM signed_counters c WHERE c.device_id = n.device_id AND c.counter = n.counter
+        AND c.result_id = n.result_id);
+  RETURN NULL;
+END $$"""
+PG_CLAIM_TRIGGER = ("CREATE TRIGGER trg_results_signed_counter AFTER INSERT ON verification_results "
+                    "REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION claim_signed_counters()")
+SQLITE_CLAIM_TRIGGER = """
+CREATE TRIGGER trg_results_signed_counter AFTER INSERT ON verification_results
+FOR EACH ROW WHEN NEW.signature IS NOT NULL AND NEW.counter IS NOT NULL
+BEGIN
+  INSERT OR IGNORE INTO signed_counters (device_id, counter, result_id) VALUES (NEW.device_id, NEW.counter, NEW.result_id);
+  SELECT RAISE(ABORT, 'counter of this device is stored for another result') WHERE NOT EXISTS (
+    SELECT 1 FROM signed_counters WHERE device_id = NEW.device_id AND counter = NEW.counter AND result_id = NEW.result_id);
+END"""
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _after_create(target, connection, tables=(), **_kw) -> None:
+    """create_all (tests, the demo) builds what migration 0008 builds: the DEFAULT partition and the trigger."""
+    names = {t.name for t in tables}
+    if "verification_results" not in names:
+        return
+    if connection.dialect.name == "postgresql":
+        for ddl in _PG_SETUP:
+            connection.execute(ddl)
+        connection.exec_driver_sql(PG_CLAIM_FUNCTION)
+        connection.exec_driver_sql(PG_CLAIM_TRIGGER)
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(SQLITE_CLAIM_TRIGGER)
 
 
 _ENUM_FIELDS = frozenset(n for n in RECORD_FIELDS

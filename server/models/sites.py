@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fpverify.server.models.base import Base, UTCDateTime, utcnow
@@ -36,3 +37,29 @@ class Device(Base):
     cache_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # as reported by the device
     software_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     notified_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # last TemplatesChanged sent
+
+
+class AssignmentReason(enum.StrEnum):
+    """Why a site's stations hold a card holder's templates, strongest first (issue 18)."""
+
+    ENROLLED = "enrolled"  # enrolled at a station of the site: for good
+    ADMITTED = "admitted"  # an open inpatient stay there; becomes `registered` at discharge
+    REGISTERED = "registered"  # seen there recently (a discharge, a registration): expires
+    FETCHED = "fetched"  # fetched on demand by a station of the site: expires, the station may evict
+
+
+class HolderSite(Base):
+    """A card holder assigned to a site: the site's template feed carries the holder's templates
+    and card status (server/crud/sites.py). `registered` and `fetched` ones expire
+    `settings.site_assignment_days` after `last_seen`."""
+
+    __tablename__ = "holder_sites"
+
+    card_number: Mapped[str] = mapped_column(ForeignKey("card_holders.card_number"), primary_key=True)
+    site_id: Mapped[str] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # A site's holders, and its expiring ones (checked at each feed pull of the site) by a range scan.
+    __table_args__ = (Index("ix_holder_sites_site_reason_seen", "site_id", "reason", "last_seen"),)

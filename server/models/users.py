@@ -19,6 +19,9 @@ class Role(enum.StrEnum):
     AUDITOR = "auditor"  # read-only, including the audit log
     SUPERVISOR = "supervisor"  # special operations, each approved by a second supervisor; handles alerts
     HIS = "his"  # a hospital information system's service account: one verification result by its id
+    # A desk clerk: signs in at the stations of their site with a finger or PIN (server/models/staff.py);
+    # no API or dashboard access to personal data. Granting it is a special operation like any role.
+    OPERATOR = "operator"
 
 
 class User(Base):

@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 from fpverify import matcher
 from fpverify.cli import app
 from fpverify.demo.settings import (
-    DEMO_DUPLICATE_THRESHOLD,
     OPERATING_POINT,
     registry_settings,
     station_config,
@@ -34,7 +33,7 @@ def test_demo_settings_leave_the_matcher_alone(tmp_path):
     before = dict(matcher.THRESHOLDS)
     cfg = station_config("desk-1", "site-1", "registration", tmp_path, "/dev/null", "http://127.0.0.1:1", 1883, "5")
     assert cfg.station.threshold == OPERATING_POINT
-    assert cfg.station.threshold_score >= matcher.THRESHOLDS[OPERATING_POINT]
+    assert cfg.station.threshold_score is None  # the shipped point itself, raised for n as at every station
     s = registry_settings(f"sqlite:///{tmp_path / 'r.db'}", 8000, 1883, "5")
-    assert s.mode == "demo" and s.duplicate_threshold_score == DEMO_DUPLICATE_THRESHOLD
+    assert s.mode == "demo" and s.duplicate_threshold == OPERATING_POINT and s.duplicate_threshold_score is None
     assert matcher.THRESHOLDS == before

@@ -112,7 +112,7 @@ def test_migration_from_version_1_keeps_queued_results(tmp_path):
     conn.commit()
     conn.close()
     with Store.open(path, key) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         assert store.query("SELECT result_id, outcome FROM outbox_history") == [
             ("0190e0e0-0000-7000-8000-000000000001", "no_match")]
 

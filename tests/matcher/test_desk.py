@@ -95,6 +95,47 @@ def test_a_finger_in_two_sets_is_no_impostor_of_itself(synthetic_sets, tmp_path,
     )
 
 
+@pytest.mark.slow
+def test_desk_with_a_cohort_decides_on_normalised_scores(synthetic_sets, tmp_path):
+    """Each enrolled template normalised by its scores against the other set's presses, by hand."""
+    from fpverify.matcher import decision
+
+    names = ("synth_a", "synth_b")
+    t = {n: {k: matcher.extract(v) for k, v in datasets.load_set(synthetic_sets, n).items()} for n in names}
+    cohort = {"synth_a": ["synth_b"], "synth_b": ["synth_a"]}
+    presses = {n: [(datasets.identity(c, f), x) for c in cohort[n] for (f, _), x in t[c].items()] for n in names}
+    f = desk.score(t, ENROLL, presses, min_cohort=FINGERS * PRESSES)
+    assert f.comparisons == 2 * FINGERS * (PRESSES - ENROLL) * 2 * FINGERS * ENROLL + 2 * FINGERS * ENROLL * (
+        FINGERS * PRESSES
+    )
+    cards = [(n, g) for n in names for g in range(101, 101 + FINGERS)]
+    probes = [(n, g, i) for n in names for g in range(101, 101 + FINGERS) for i in range(ENROLL + 1, PRESSES + 1)]
+    for c, (n, g) in enumerate(cards):
+        enrolled = [t[n][(g, i)] for i in range(1, ENROLL + 1)]
+        other = cohort[n][0]
+        stats = [decision.cohort_of([matcher.compare(x, e) for x in t[other].values()], 15) for e in enrolled]
+        for p, (pn, pg, pi) in enumerate(probes):
+            probe = t[pn][(pg, pi)]
+            by_hand = max(z.normalise(matcher.compare(probe, e)) for e, z in zip(enrolled, stats, strict=True))
+            assert f.best[p, c] == pytest.approx(by_hand, abs=1e-12)
+    res = desk.run(synthetic_sets, list(names), "native", tmp_path / "d", enroll=ENROLL, cache=tmp_path / "c",
+                   cohort=cohort, min_cohort=FINGERS * PRESSES)
+    assert res["thresholds"]["fmr_1e-4"] == {str(ENROLL): decision.cohort_threshold("fmr_1e-4", ENROLL)}
+    assert res["cohort"] == cohort and "normalised" in (tmp_path / "d" / "report.md").read_text()
+    own = f.best[np.arange(len(probes)), f.probe_card]
+    t2 = decision.cohort_threshold("fmr_1e-2", ENROLL)
+    assert res["pooled"]["fmr_1e-2"]["FNMR"] == pytest.approx(float(np.mean(own < t2)))
+    with pytest.raises(ValueError, match="too few"):  # 15 presses cannot normalise a station's template
+        desk.run(synthetic_sets, list(names), "native", tmp_path / "e", enroll=ENROLL, cohort=cohort)
+    with pytest.raises(ValueError, match="never the set itself"):
+        desk.run(synthetic_sets, ["synth_a"], "native", tmp_path / "e", enroll=ENROLL, cohort={"synth_a": ["synth_a"]})
+    with pytest.raises(ValueError, match="needs FVC sets"):
+        desk.other_years(["synth_a"])
+    assert desk.other_years(["fvc2002_db1_b"])["fvc2002_db1_b"] == [
+        s for s in datasets.FVC_SETS if not s.startswith("fvc2002")
+    ]
+
+
 def test_desk_refuses_what_leaves_no_retry(synthetic_sets, tmp_path):
     with pytest.raises(ValueError, match="no retry"):
         desk.run(synthetic_sets, ["synth_a"], "native", tmp_path, enroll=PRESSES - 1)
@@ -130,6 +171,28 @@ def test_calibration_check_counts_its_decisions(synthetic_sets):
     assert all(r["estimate"] and 0 <= r["FMR"] <= r["FMR_upper95"] <= 1 for r in rows.values())
 
 
+@pytest.mark.slow
+def test_calibration_normalises_each_template_by_another_years_presses(synthetic_sets, monkeypatch):
+    """`bench calibrate --cohort`: a template's column normalised by the cohort's scores against it,
+    its own finger's presses (a finger found in both sets) left out of its cohort."""
+    from fpverify.bench import calibrate
+    from fpverify.matcher import decision
+
+    monkeypatch.setitem(datasets.SAME_FINGER, ("synth_b", 101), ("synth_a", 101))
+    t = {n: {k: matcher.extract(v) for k, v in datasets.load_set(synthetic_sets, n).items()} for n in ("synth_a", "synth_b")}
+    a, b = calibrate.Year({"synth_a": t["synth_a"]}), calibrate.Year({"synth_b": t["synth_b"]})
+    block = a.cohort_scores(b)
+    assert block.shape == (FINGERS * PRESSES, FINGERS * PRESSES)
+    assert block[0, 1] == matcher.compare(b.templates[0], a.templates[1])
+    z = a.normalised([(b, block)], minimum=10)
+    for j in range(len(a.keys)):
+        rows = [k for k in range(len(b.keys)) if b.finger[k] != a.finger[j]]
+        assert len(rows) == (FINGERS - 1) * PRESSES if a.keys[j][1] == 101 else FINGERS * PRESSES
+        c = decision.cohort_of(block[rows, j], 10)
+        assert z.S[:, j] == pytest.approx((a.S[:, j] - c.mean) / c.sd)
+    assert z.keys == a.keys and a.S is not z.S
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -137,6 +200,9 @@ def test_calibration_check_counts_its_decisions(synthetic_sets):
         (["desk", "--condition", "dry"], "condition must be native or sensor"),
         (["desk", "--enroll", "4"], "no retry"),
         (["calibrate"], "calibration needs all 12 FVC sets"),
+        (["desk", "--cohort", "magic"], "--cohort must be none or other-years"),
+        (["desk", "--cohort", "other-years"], "needs FVC sets"),
+        (["calibrate", "--cohort", "magic"], "--cohort none or other-years"),
         (["accuracy", "--detector", "magic"], "--detector must be one of fused, learned, skeleton"),
     ],
 )

@@ -47,12 +47,15 @@ def test_enrollment_contract_and_feed(client, tokens):
     r = client.post(f"{P}/enrollments", json=body, headers=enr)
     assert r.status_code == 201, r.text
     out = r.json()
-    assert out["status"] == "enrolled" and len(out["template_ids"]) == 3 and out["feed_version"] == 3
+    # enrolled through dev-1: assigned to its site (a hold and the card status), each add once for
+    # the registry's log and once for the site (issue 18)
+    assert out["status"] == "enrolled" and len(out["template_ids"]) == 3 and out["feed_version"] == 8
     assert client.post(f"{P}/enrollments", json=body, headers=enr).json() == out  # idempotent re-upload
     feed = wire.TemplateFeed.model_validate_json(
         client.get(f"{P}/devices/dev-1/templates?since=0", headers=auth(tokens["device"])).content)
-    assert feed.version == 3 and {c.template_id for c in feed.changes} == set(out["template_ids"])
-    assert client.get(f"{P}/devices/dev-1/templates?since=3", headers=auth(tokens["device"])).json()["changes"] == []
+    assert feed.version == 8 and [c.op for c in feed.changes] == ["hold", "card", "add", "add", "add"]
+    assert {c.template_id for c in feed.changes if c.op == "add"} == set(out["template_ids"])
+    assert client.get(f"{P}/devices/dev-1/templates?since=8", headers=auth(tokens["device"])).json()["changes"] == []
     # staff see metadata only, never template bytes
     metas = client.get(f"{P}/cardholders/C5001/templates", headers=auth(tokens["auditor"])).json()
     assert len(metas) == 3 and all("data" not in m and "template" not in m for m in metas)
@@ -216,9 +219,9 @@ def test_templates_changed_published_retained(tmp_path, mosquitto_factory):
         finally:
             sub.disconnect()
             sub.loop_stop()
-        assert wire.TemplatesChanged.model_validate(got[-1][1]).version == 3
+        assert wire.TemplatesChanged.model_validate(got[-1][1]).version == 8
         # the first delivery after subscribing is the retained message, already at the current version
-        assert got[0][0] and got[0][1]["version"] == 3, got
+        assert got[0][0] and got[0][1]["version"] == 8, got
     db.dispose()
 
 

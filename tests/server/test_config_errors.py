@@ -120,3 +120,13 @@ def test_production_still_refuses_the_development_secret(env):
     env.setenv("FPVERIFY_MODE", "production")
     line = _one_error_line(runner.invoke(cli_app, ["server", "check"]))
     assert "FPVERIFY_NATIONAL_ID_KEY" in line
+
+
+@pytest.mark.parametrize("url", ["amqp://u:p@broker/%2F?no_such_option=1", "http://broker:5672/"])
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_bad_work_queue_url_is_named_before_anything_starts(env, tmp_path, url, command):
+    env.setenv("FPVERIFY_INGEST_BROKER", "rabbitmq")
+    env.setenv("FPVERIFY_INGEST_AMQP_URL", url)
+    line = _one_error_line(runner.invoke(cli_app, ["server", command]))
+    assert "FPVERIFY_INGEST_AMQP_URL" in line and "u:p" not in line, line  # never the password
+    assert not (tmp_path / "registry.db").exists()

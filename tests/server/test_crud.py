@@ -56,7 +56,9 @@ def test_enrollment_duplicate_four_eyes_feed_and_withdrawal(db):
         holders.record_consent(s, "enr1", "C0001", datetime.now(UTC), "fingerprint", "op-1")
         tA = [secrets.token_bytes(64) for _ in range(3)]
         out = holders.enroll(s, "enr1", upload("C0001", tA), checker)
-        assert out["status"] == "enrolled" and len(out["template_ids"]) == 3 and out["feed_version"] == 3
+        # per site (issue 18): the registry's log once, site-1 (enrolled there) once; the new
+        # assignment sends a hold and the card status first
+        assert out["status"] == "enrolled" and len(out["template_ids"]) == 3 and out["feed_version"] == 8
         holder_with_consent(s, "C0002")
         # one template equal to C0001's: a duplicate, held for two supervisors
         out2 = holders.enroll(s, "enr1", upload("C0002", [secrets.token_bytes(64), tA[1], secrets.token_bytes(64)]),
@@ -64,7 +66,8 @@ def test_enrollment_duplicate_four_eyes_feed_and_withdrawal(db):
         assert out2["status"] == "pending_review"
         s.commit()
         f = feed.build_feed(s, dev, 0, 100)
-        assert [c.op for c in f.changes] == ["add"] * 3 and {c.card_number for c in f.changes} == {"C0001"}
+        assert [c.op for c in f.changes] == ["hold", "card"] + ["add"] * 3
+        assert {c.card_number for c in f.changes} == {"C0001"} and f.version == 8
         [appr] = approvals.list_approvals(s, "pending")
         with pytest.raises(Denied):
             approvals.approve(s, enr, appr.id)
@@ -75,18 +78,19 @@ def test_enrollment_duplicate_four_eyes_feed_and_withdrawal(db):
         approvals.approve(s, sup2, appr.id)
         assert appr.status == "executed"
         s.commit()
-        f = feed.build_feed(s, dev, 3, 100)
-        assert [c.card_number for c in f.changes] == ["C0002"] * 3 and f.version == 6
+        f = feed.build_feed(s, dev, 8, 100)
+        assert [c.op for c in f.changes] == ["hold", "card"] + ["add"] * 3
+        assert {c.card_number for c in f.changes} == {"C0002"} and f.version == 16
         # withdrawal purges every template of C0001 and tells the stations
         c, purged = holders.withdraw_consent(s, "enr1", "C0001")
         assert purged == 3
         s.commit()
         assert all(t.data is None for t in holders.list_templates(s, "C0001"))
         f = feed.build_feed(s, dev, 0, 100)
-        assert [c.op for c in f.changes if c.card_number == "C0001"] == ["revoke"] * 3  # adds skipped: purged
-        assert f.version == 9 and not f.more
-        page = feed.build_feed(s, dev, 0, 2)
-        assert page.more and page.version == 2 and page.changes == []  # purged adds skipped; device reads on
+        assert [c.op for c in f.changes if c.card_number == "C0001"] == ["hold", "card"] + ["revoke"] * 3  # adds skipped: purged
+        assert f.version == 22 and not f.more
+        page = feed.build_feed(s, dev, 2, 2)
+        assert page.more and page.version == 6 and page.changes == []  # purged adds skipped; device reads on
         with pytest.raises(Conflict):
             holders.enroll(s, "enr1", upload("C0001", tA), checker)
         assert audit.verify(s).ok
@@ -107,8 +111,8 @@ def test_unblock_needs_second_supervisor_and_delegates(db):
         approvals.approve(s, sup2, a.id)
         assert holders.get_holder(s, "C0003").status == "active"
         s.commit()
-        cards = [c for c in feed.build_feed(s, dev, 0, 100).changes if c.op == "card"]
-        assert [c.status for c in cards] == ["blocked", "active"]
+        # not assigned to site-1 (nor any site) yet: its status changes go to no station
+        assert [c for c in feed.build_feed(s, dev, 0, 100).changes if c.card_number == "C0003"] == []
         now = datetime.now(UTC)
         d = holders.add_delegate(s, "enr", KEY, "C0003", "Relative", "ID-REL", now, now + timedelta(days=30), "son")
         with pytest.raises(Invalid):
@@ -116,7 +120,9 @@ def test_unblock_needs_second_supervisor_and_delegates(db):
         out = holders.enroll(s, "enr", upload("C0003", [secrets.token_bytes(40)] * 3, "delegate", d.id), checker)
         assert out["status"] == "enrolled"
         s.commit()
-        adds = [c for c in feed.build_feed(s, dev, 0, 100).changes if c.op == "add"]
+        changes = feed.build_feed(s, dev, 0, 100).changes
+        assert [(c.op, c.status) for c in changes if c.op == "card"] == [("card", "active")]
+        adds = [c for c in changes if c.op == "add"]
         assert adds and all(c.role == "delegate" and c.delegate_id == d.id and c.valid_until for c in adds)
         # delete a template: four eyes again
         tid = out["template_ids"][0]

@@ -288,8 +288,11 @@ def test_sysadmin_alone_never_holds_a_working_feed_token(office):
     listed = c.get(f"{PREFIX}/approvals", headers=_as(c, SYS)).json()
     assert filed["id"] in {x["id"] for x in listed} and token not in str(listed)
     assert token not in str(c.get(f"{PREFIX}/approvals", headers=_as(c, SUP)).json())
-    feed = _feed(c, "desk-9", token)
-    assert feed.status_code == 200 and "C-8001" in feed.text
+    assert _feed(c, "desk-9", token).status_code == 200
+    # the token opens the device's own site feed and fetches (C-8001 was enrolled at another site)
+    card = c.get(f"{PREFIX}/devices/desk-9/cards/C-8001", headers=auth(token))
+    assert card.status_code == 200 and card.json()["card_number"] == "C-8001" and card.json()["templates"]
+    assert "C-8001" in _feed(c, "desk-9", token).text  # fetched: now assigned to hosp-9, in its feed
     # a re-issue is filed, not granted: the sysadmin gets no token and the installed one keeps working
     r = c.post(f"{PREFIX}/devices/desk-9/token", json={"reason": "station reinstalled"}, headers=_as(c, SYS))
     assert r.status_code == 202 and r.json()["status"] == "pending" and r.json()["device_token"] is None

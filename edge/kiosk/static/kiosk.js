@@ -30,7 +30,39 @@
     $("status").textContent = s.status;
     $("pending").textContent = s.pending_text;
     $("net").className = s.online ? "online" : "offline";
+    if (s.shift) showShift(s.shift);
   }
+
+  // The clerk's shift: the sign-in screen covers the page until a shift is open (when required).
+  function showShift(sh) {
+    const signIn = sh.required && !sh.open;
+    document.body.dataset.shift = sh.open ? "open" : (sh.required ? sh.screen : "none");
+    $("shift").hidden = !signIn;
+    $("screen").hidden = signIn;
+    $("shift-title").textContent = sh.title;
+    $("shift-body").textContent = sh.body;
+    $("shift-note").textContent = sh.note;
+    $("shift-finger").textContent = sh.labels.finger;
+    $("shift-finger").disabled = sh.screen === "signing_in";
+    $("pin-operator-label").textContent = sh.labels.operator;
+    $("pin-code-label").textContent = sh.labels.pin;
+    $("pin-submit").textContent = sh.labels.submit;
+    $("shift-bar").hidden = !sh.open;
+    $("shift-who").textContent = sh.who;
+    $("shift-signout").textContent = sh.labels.signout;
+    if (!signIn && document.activeElement && document.activeElement.closest("#shift")) $("card-input").focus();
+  }
+
+  const post = (url, body) => fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+                                           body: JSON.stringify(body || {}) }).catch(() => {});
+  $("shift-finger").addEventListener("click", () => post("/kiosk/shift/finger"));
+  $("shift-signout").addEventListener("click", () => post("/kiosk/shift/signout"));
+  $("pin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const op = $("pin-operator").value.trim(), pin = $("pin-code").value;
+    $("pin-code").value = "";  // never kept on the page
+    if (op && pin) post("/kiosk/shift/pin", { operator_id: op, pin: pin });
+  });
 
   show(JSON.parse($("initial").textContent));
   const events = new EventSource("/kiosk/events?lang=" + encodeURIComponent(lang));
@@ -38,8 +70,11 @@
 
   // The reader types into the hidden field; keep the focus there whatever is touched.
   const input = $("card-input");
-  const refocus = () => { if (document.activeElement !== input) input.focus(); };
-  document.addEventListener("click", (e) => { if (!e.target.closest("#languages, #actions")) refocus(); });
+  const refocus = () => {
+    if (!$("shift").hidden) return;  // the clerk is typing an ID and PIN
+    if (document.activeElement !== input) input.focus();
+  };
+  document.addEventListener("click", (e) => { if (!e.target.closest("#languages, #actions, #shift, #shift-bar")) refocus(); });
   window.addEventListener("focus", refocus);
   setInterval(refocus, 1000);
   let idle = null;

@@ -1,4 +1,4 @@
-"""Sites, stations, and the per-device template feed (device token).
+"""Sites, stations, the per-site template feed and the on-demand card fetch (device token).
 
 The feed carries card numbers and templates, so no sysadmin is ever handed a working token: a
 device registered here has none, and every token (the first or a re-issue) is a `device_token`
@@ -7,15 +7,21 @@ special operation that a supervisor approves and receives (crud/approvals.py).""
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
 
 from fpverify.edge import wire
-from fpverify.server import schemas
+from fpverify.server import audit, schemas
 from fpverify.server.api.deps import Anyone, DeviceDep, SessionDep, Sysadmin, Version
 from fpverify.server.api.routes.approvals import out
-from fpverify.server.crud import approvals
+from fpverify.server.crud import approvals, sites
 from fpverify.server.crud import devices as crud
+from fpverify.server.crud.errors import NotFound
 from fpverify.server.ingest import feed
 from fpverify.server.models import ApprovalAction
 
@@ -99,8 +105,71 @@ def template_feed(device_id: str, device: DeviceDep, s: SessionDep, request: Req
     """Changes after version `since` for this device's site (authenticated by the device token)."""
     if device.id != device_id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "a device may read only its own feed")
-    lim = min(limit or request.app.state.settings.feed_page_limit, 10000)
+    settings = request.app.state.settings
+    if sites.expire(s, settings.site_assignment_days, site_id=device.site_id):
+        s.commit()  # the ends are committed (and versioned) before any station is shown them
+    lim = min(limit or settings.feed_page_limit, 10000)
     page = feed.build_feed(s, device, since, lim)
     feed.note_pull(device, since)
     s.commit()
     return page
+
+
+CardPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9-]{4,32}$", description="card number")]
+
+
+class FetchLimiter:
+    """At most `per_minute` on-demand fetches a device in any 60 s, in this registry process."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, deque] = {}
+        self.lock = threading.Lock()
+
+    def allow(self, device_id: str, per_minute: int) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            q = self.seen.setdefault(device_id, deque())
+            while q and q[0] <= now - 60:
+                q.popleft()
+            if len(q) >= per_minute:
+                return False
+            q.append(now)
+            return True
+
+
+_LIMITER_LOCK = threading.Lock()
+
+
+def _limiter(request: Request) -> FetchLimiter:
+    with _LIMITER_LOCK:
+        lim = getattr(request.app.state, "card_fetch_limiter", None)
+        if lim is None:
+            lim = request.app.state.card_fetch_limiter = FetchLimiter()
+    return lim
+
+
+@router.get("/devices/{device_id}/cards/{card_number}", response_model=wire.CardRecord, tags=["stations"],
+            responses={404: {"description": "no such card holder"}, 429: {"description": "too many fetches"}})
+def fetch_card(device_id: str, card_number: CardPath, device: DeviceDep, s: SessionDep, request: Request):
+    """One card the station's cache lacks (issue 18): its status, active templates and delegates,
+    as of the feed version given. The holder is assigned to the device's site (`fetched`), so later
+    changes reach it through the site's feed. Audited (device, card); rate-limited per device. The
+    answer is not signed: HTTPS to the registry (its CA in `registry.ca_file`) and the device token
+    authenticate it, as for the feed."""
+    if device.id != device_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a device may fetch only for itself")
+    actor = f"device:{device.id}"
+    if not _limiter(request).allow(device.id, request.app.state.settings.card_fetch_per_minute):
+        audit.record(s, actor, "card.fetch_refused", "card_holder", card_number, note="rate limit")
+        s.commit()
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many card fetches; try again in a minute",
+                            headers={"Retry-After": "60"})
+    try:
+        record = sites.fetch_card(s, device, card_number)
+    except NotFound:
+        s.rollback()
+        audit.record(s, actor, "card.fetch", "card_holder", card_number, note="unknown card")
+        s.commit()
+        raise
+    s.commit()
+    return record

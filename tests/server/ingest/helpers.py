@@ -15,3 +15,15 @@ def migrated_db(url: str, devices: list[str], site: str = "site-1", **settings) 
             devices_crud.create_device(s, "test", site, d, create_site_if_missing=True)
         s.commit()
     return db
+
+
+def run_worker(url: str, client_id: str, settings: dict) -> None:
+    """An ingest worker in a process of its own, until it is killed (the worker-pool test)."""
+    import time
+
+    from fpverify.server.ingest.consumer import IngestWorker
+
+    db = Database(settings=make_settings(url, **settings))
+    IngestWorker(db, db.settings, client_id=client_id).start()
+    while True:
+        time.sleep(1)
