@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from fpverify.edge.cache import Store
 from fpverify.edge.config import RegistrySection
-from fpverify.edge.sync import SyncError, matcher_template_check
+from fpverify.edge.sync import RegistryPull, SyncError, matcher_template_check
 from fpverify.edge.wire import StaffFeed
 
 log = logging.getLogger("fpverify.edge.staff")
@@ -127,28 +127,19 @@ class StaffStore:
                            (operator_id, failures, not_before.isoformat() if not_before else None))
 
 
-class StaffSync:
+class StaffSync(RegistryPull):
     """Pulls the staff feed now and then, and at once on `notify` (any registry notification)."""
+
+    label = "staff sync"
 
     def __init__(self, cfg: RegistrySection, device_id: str, site_id: str, staff: StaffStore, token: str,
                  interval_s: float = 300.0, on_applied: Callable[[set[str]], None] | None = None,
                  template_check: Callable[[bytes], None] | None = matcher_template_check,
                  transport: httpx.BaseTransport | None = None) -> None:
-        if not cfg.url:
-            raise ValueError("registry.url is not configured")
+        super().__init__(cfg, token, interval_s, transport)
         self.device_id, self.site_id, self.staff = device_id, site_id, staff
-        self.interval_s = interval_s
         self.on_applied = on_applied
         self.template_check = template_check
-        self.last_error: str | None = None
-        self.client = httpx.Client(
-            base_url=cfg.url, timeout=cfg.timeout_s, transport=transport,
-            verify=str(cfg.ca_file) if cfg.ca_file else True,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-        self._trigger = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.synced = threading.Event()  # set after each successful pull (tests wait on it)
 
     def fetch(self) -> StaffFeed:
@@ -185,27 +176,3 @@ class StaffSync:
 
     def notify(self, _note=None) -> None:
         self._trigger.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="staff-sync", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._trigger.set()
-        if self._thread:
-            self._thread.join(10)
-        self.client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync_once()
-            except SyncError as exc:
-                self.last_error = str(exc)
-                log.warning("staff sync failed (list unchanged): %s", exc)
-            except Exception as exc:  # keep the thread; the desk works from the list it holds
-                self.last_error = str(exc)
-                log.exception("staff sync crashed (list unchanged)")
-            self._trigger.wait(self.interval_s)
-            self._trigger.clear()

@@ -69,16 +69,18 @@ def check_feed(feed: TemplateFeed, since: int, template_check: Callable[[bytes],
             check_template(ch, template_check)
 
 
-class TemplateSync:
-    def __init__(self, cfg: RegistrySection, device_id: str, store: Store, token: str,
-                 template_check: Callable[[bytes], None] | None = matcher_template_check,
+class RegistryPull:
+    """A pull from the registry over HTTPS with the device token, in a thread of its own: at start,
+    every `interval_s`, and at once when triggered. A failed pull leaves what the station holds
+    unchanged; the next one tries again. Subclasses give `sync_once` and `label` (thread and log)."""
+
+    label = "registry pull"
+
+    def __init__(self, cfg: RegistrySection, token: str, interval_s: float,
                  transport: httpx.BaseTransport | None = None) -> None:
         if not cfg.url:
             raise ValueError("registry.url is not configured")
-        self.cfg = cfg
-        self.device_id = device_id
-        self.store = store
-        self.template_check = template_check
+        self.interval_s = interval_s
         self.last_error: str | None = None
         self.client = httpx.Client(
             base_url=cfg.url, timeout=cfg.timeout_s, transport=transport,
@@ -88,6 +90,46 @@ class TemplateSync:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def sync_once(self):
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.label.replace(" ", "-"), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._trigger.set()
+        if self._thread:
+            self._thread.join(10)
+        self.client.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_once()
+            except SyncError as exc:
+                self.last_error = str(exc)
+                log.warning("%s failed (nothing changed): %s", self.label, exc)
+            except Exception as exc:  # keep the thread alive; the desk still works from what it holds
+                self.last_error = str(exc)
+                log.exception("%s crashed (nothing changed)", self.label)
+            self._trigger.wait(self.interval_s)
+            self._trigger.clear()
+
+
+class TemplateSync(RegistryPull):
+    label = "template sync"
+
+    def __init__(self, cfg: RegistrySection, device_id: str, store: Store, token: str,
+                 template_check: Callable[[bytes], None] | None = matcher_template_check,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(cfg, token, cfg.sync_interval_s, transport)
+        self.cfg = cfg
+        self.device_id = device_id
+        self.store = store
+        self.template_check = template_check
         self._offline_until = 0.0  # monotonic: an unreachable registry is not waited on again before
         store.fetcher = self.fetch_card
 
@@ -192,27 +234,3 @@ class TemplateSync:
     def sync_soon(self) -> None:
         """Pull now rather than at the next interval (e.g. a change is known to be on its way)."""
         self._trigger.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="template-sync", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._trigger.set()
-        if self._thread:
-            self._thread.join(10)
-        self.client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sync_once()
-            except SyncError as exc:
-                self.last_error = str(exc)
-                log.warning("template sync failed (cache unchanged): %s", exc)
-            except Exception as exc:  # keep the thread alive; the desk still works from the cache
-                self.last_error = str(exc)
-                log.exception("template sync crashed (cache unchanged)")
-            self._trigger.wait(self.cfg.sync_interval_s)
-            self._trigger.clear()

@@ -75,6 +75,13 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
             proc.wait()
 
 
+def kill_process(proc: subprocess.Popen | None) -> None:
+    """A crash: SIGKILL, nothing flushed beyond what the process already wrote."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
 class PrivateMosquitto:
     """A private broker. `conf` is appended to a default listener block, or replaces it with
     replace_conf (then `{port}` in it is the broker's port)."""
@@ -118,9 +125,7 @@ class PrivateMosquitto:
         self.proc = None
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
         self.proc = None
 
     def log(self) -> str:
@@ -363,9 +368,7 @@ class PrivateRabbitMQ:
 
     def kill(self) -> None:
         """A crash: SIGKILL, nothing flushed beyond what the broker already synced."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        kill_process(self.proc)
         self.proc = None
 
     def restart(self, crash: bool = False) -> PrivateRabbitMQ:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fpverify.edge.kiosk.bench import CHROMIUM, launch_chromium
+from fpverify.edge.kiosk.bench import CHROMIUM
 from tests.edge.helpers import DELEGATE, HOLDER, STRANGER
 from tests.edge.kiosk.helpers import HIS_TOKEN, UNPLUG, smudge, tip_only
 
@@ -29,16 +29,6 @@ pytestmark = [
         reason=f"{CHROMIUM} is missing (apt-get install chromium); browser tests skipped",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 @pytest.fixture

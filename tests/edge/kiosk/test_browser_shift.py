@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fpverify.edge.kiosk.bench import CHROMIUM, launch_chromium
+from fpverify.edge.kiosk.bench import CHROMIUM
 from tests.edge.helpers import HOLDER
 from tests.edge.kiosk.helpers import close_desk
 from tests.edge.kiosk.shift_helpers import CLERK, clerk_fingers, make_shift_desk, staff_feed
@@ -42,16 +42,6 @@ def sdesk(tmp_path_factory, matcher_feed, clerks):
     d = make_shift_desk(tmp_path_factory.mktemp("shift-browser"), matcher_feed, staff_feed(clerks))
     yield d
     close_desk(d)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def snap(page, name: str, lang: str) -> None:
