@@ -110,8 +110,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX holds_fetched ON holds (held, last_used);
     """,
+    # 3 -> 4: each template's impostor-cohort statistics (issue 17); null: the raw rule (edge/workflow.py)
+    "ALTER TABLE templates ADD COLUMN cohort_mean REAL; ALTER TABLE templates ADD COLUMN cohort_sd REAL",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+INSERT_TEMPLATE = ("INSERT OR REPLACE INTO templates (template_id, card_number, role, delegate_id, valid_until, "
+                   "finger, quality, template, version, cohort_mean, cohort_sd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def parse_key(raw: bytes) -> bytes:
@@ -142,6 +146,8 @@ class CachedTemplate:
     finger: int
     quality: int
     template: bytes
+    cohort_mean: float | None = None  # impostor-cohort statistics (both or neither; issue 17)
+    cohort_sd: float | None = None
 
 
 class Store:
@@ -243,14 +249,14 @@ class Store:
         """The holder's templates and those of delegates whose authorisation is still valid."""
         now = now or datetime.now(UTC)
         rows = self.query(
-            "SELECT template_id, card_number, role, delegate_id, valid_until, finger, quality, template "
-            "FROM templates WHERE card_number = ? ORDER BY role, template_id", (card_number,))
+            "SELECT template_id, card_number, role, delegate_id, valid_until, finger, quality, template, "
+            "cohort_mean, cohort_sd FROM templates WHERE card_number = ? ORDER BY role, template_id", (card_number,))
         out = []
         for r in rows:
             until = datetime.fromisoformat(r[4]) if r[4] else None
             if r[2] == HolderRole.DELEGATE and until is not None and until <= now:
                 continue
-            out.append(CachedTemplate(r[0], r[1], HolderRole(r[2]), r[3], until, r[5], r[6], bytes(r[7])))
+            out.append(CachedTemplate(r[0], r[1], HolderRole(r[2]), r[3], until, r[5], r[6], bytes(r[7]), r[8], r[9]))
         return out
 
     def counts(self) -> dict[str, int]:
@@ -291,8 +297,7 @@ class Store:
                     evicted.discard(ch.card_number)
                 elif isinstance(ch, TemplateAdd):
                     if ch.card_number not in evicted:  # dropped here by the policy: not refilled piecemeal
-                        db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                   template_row(ch))
+                        db.execute(INSERT_TEMPLATE, template_row(ch))
                 elif isinstance(ch, TemplateRevoke):
                     db.execute("DELETE FROM templates WHERE template_id = ?", (ch.template_id,))
                 elif isinstance(ch, CardStatus):
@@ -307,9 +312,10 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")  # sorts as it reads
 
 
-def template_row(ch: TemplateAdd) -> tuple:
+def template_row(ch: TemplateAdd) -> tuple:  # the values of INSERT_TEMPLATE (columns named: steps append some)
     return (ch.template_id, ch.card_number, ch.role.value, ch.delegate_id,
-            ch.valid_until.isoformat() if ch.valid_until else None, ch.finger, ch.quality, ch.template, ch.version)
+            ch.valid_until.isoformat() if ch.valid_until else None, ch.finger, ch.quality, ch.template, ch.version,
+            ch.cohort_mean, ch.cohort_sd)
 
 
 def _check_size(path: Path) -> None:

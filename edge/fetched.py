@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from fpverify.edge.cache import CacheError, Store, template_row
+from fpverify.edge.cache import INSERT_TEMPLATE, CacheError, Store, template_row
 from fpverify.edge.wire import CardRecord
 
 log = logging.getLogger("fpverify.edge.fetched")
 
 # The clerk's words for a card this station does not hold and cannot fetch now.
 NOT_HERE = "not enrolled here / 本站未登记"
+# The registry answered that it has no such holder: not enrolled anywhere (the patient may enroll).
+UNKNOWN_AT_REGISTRY = "the registry has no such card holder"
 
 
 class StaleRecord(CacheError):
@@ -75,7 +77,7 @@ def store_card(store: Store, record: CardRecord, now: datetime | None = None) ->
             raise StaleRecord(f"card record at version {record.version}, cache already at {current}")
         db.execute("DELETE FROM templates WHERE card_number = ?", (card,))
         for t in record.templates:
-            db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", template_row(t))
+            db.execute(INSERT_TEMPLATE, template_row(t))
         db.execute("INSERT OR REPLACE INTO cards VALUES (?, ?, ?)", (card, record.status, record.version))
         db.execute("INSERT INTO holds VALUES (?, ?, ?, NULL) ON CONFLICT (card_number) DO UPDATE SET "
                    "held = excluded.held, last_used = excluded.last_used, evicted_at = NULL",

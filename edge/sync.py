@@ -190,7 +190,7 @@ class TemplateSync(RegistryPull):
                 why = f"registry unreachable (offline): {type(exc).__name__}"
                 continue
             if resp.status_code == 404:
-                return "the registry has no such card holder"
+                return fetched.UNKNOWN_AT_REGISTRY
             if resp.status_code != 200:
                 why = f"registry answered {resp.status_code}"
                 if resp.status_code < 500:

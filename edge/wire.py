@@ -187,10 +187,16 @@ class TemplateAdd(_Msg):
     finger: int = Field(ge=0, le=10)
     quality: int = Field(ge=0, le=100)
     template: Annotated[B64Bytes, Field(min_length=8, max_length=65536)]
+    # Impostor-cohort statistics (issue 17): mean and sd of the template's scores against other
+    # holders' templates, from the registry's enrollment; both or neither. Absent: the raw rule.
+    cohort_mean: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    cohort_sd: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _delegate(self) -> TemplateAdd:
         _check_delegate(self.role, self.delegate_id)
+        if (self.cohort_mean is None) != (self.cohort_sd is None):
+            raise ValueError("cohort_mean and cohort_sd come together or not at all")
         return self
 
 

@@ -3,11 +3,13 @@
 card -> card status (blocked?) -> the holder's and valid delegates' templates (none: not enrolled)
 -> capture -> quality gate (up to max_attempts) -> extract -> compare with every template -> decide
 on the best score at the configured operating point, its threshold raised for the number of
-templates compared (matcher.best_of_n) -> commit to the outbox -> only then show the outcome.
+templates compared (matcher.best_of_n; or, when every template compared carries its impostor-cohort
+statistics, each template's own raw threshold mean + sd * matcher.cohort_threshold(point, n): see
+`_decide` and docs/station.md) -> commit to the outbox -> only then show the outcome.
 
 The sensor is anything with capture(wait_s) -> uint8 array raising SensorError (edge.sensor.driver
 .SensorDriver on a station); the matcher is used through its public API only (matcher.extract,
-compare, quality, Template.from_bytes, THRESHOLDS, best_of_n, warm_up).
+compare, quality, Template.from_bytes, THRESHOLDS, best_of_n, cohort_threshold, warm_up).
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Engine:
         self.threshold_name = threshold_name
         # An explicit score (station.threshold_score) replaces the operating point's.
         self.threshold = float(self.m.THRESHOLDS[threshold_name] if threshold_score is None else threshold_score)
+        self.explicit = threshold_score is not None  # an explicit raw score keeps the raw rule
         self._parsed: OrderedDict[str, tuple[bytes, Any]] = OrderedDict()
         self._parsed_max = parsed_cache
         self.m.warm_up()  # compile the matcher's kernels now, not during the first patient's check
@@ -135,6 +138,10 @@ class Engine:
         tail's scale times ln n) and the operating point's false-match rate holds per decision.
         """
         return float(self.m.best_of_n(self.threshold, n))
+
+    def cohort_threshold_for(self, n: int) -> float:
+        """The normalised-score threshold of a best-of-n decision at the operating point (issue 17)."""
+        return float(self.m.cohort_threshold(self.threshold_name, n))
 
 
 @dataclass
@@ -218,7 +225,9 @@ class Verifier:
         if self.store.card_status(card) == "blocked":
             return Decision(Outcome.CARD_BLOCKED)
         if not self.store.templates_for(card):
-            return Decision(Outcome.NOT_ENROLLED, detail=f"{fetched.NOT_HERE}: {missing}" if missing else None)
+            if missing is None or missing == fetched.UNKNOWN_AT_REGISTRY:
+                return Decision(Outcome.NOT_ENROLLED, detail=missing)  # enrolled nowhere: offer enrollment
+            return Decision(Outcome.NOT_ENROLLED, detail=f"{fetched.NOT_HERE}: {missing}")
         return None
 
     def _decide(self, image: np.ndarray, templates: list[CachedTemplate]) -> Decision:
@@ -226,33 +235,38 @@ class Verifier:
             probe = self.engine.extract(image)
         except ValueError as exc:  # the matcher's clear error for an unusable image
             return Decision(Outcome.POOR_QUALITY, detail=str(exc)[:500])
-        best: dict[HolderRole, tuple[float, CachedTemplate | None]] = {
-            HolderRole.HOLDER: (-1.0, None), HolderRole.DELEGATE: (-1.0, None)}
-        compared = 0
+        scored: list[tuple[float, CachedTemplate]] = []
         for t in templates:
             try:
-                score = self.engine.compare(probe, self.engine.parse(t))
+                scored.append((self.engine.compare(probe, self.engine.parse(t)), t))
             except ValueError as exc:  # one bad cached template must not hide the others
                 log.warning("skipped unreadable cached template %s: %s", t.template_id, exc)
-                continue
-            compared += 1
-            if score > best[t.role][0]:
-                best[t.role] = (score, t)
-        if not compared:
+        if not scored:
             return Decision(Outcome.NO_MATCH, score=0.0, threshold=self.engine.threshold)
         # One decision over every template compared (holder's and delegates'): its threshold is set
-        # for that count, so a card with more templates gives an impostor no better odds.
-        threshold = self.engine.threshold_for(compared)
-        h_score, h_t = best[HolderRole.HOLDER]
-        d_score, d_t = best[HolderRole.DELEGATE]
-        # Both above the threshold: the better-scoring role wins (a delegate is not "the holder" because
-        # the holder's templates happen to clear the threshold too); ties go to the holder.
-        if h_t is not None and h_score >= threshold and h_score >= d_score:
-            return Decision(Outcome.MATCH, score=h_score, finger=h_t.finger, threshold=threshold)
-        if d_t is not None and d_score >= threshold:
-            return Decision(Outcome.DELEGATE_MATCH, score=d_score, finger=d_t.finger, delegate_id=d_t.delegate_id,
-                            threshold=threshold)
-        return Decision(Outcome.NO_MATCH, score=max(h_score, d_score, 0.0), threshold=threshold)
+        # for that count n, so a card with more templates gives an impostor no better odds.
+        n = len(scored)
+        if not self.engine.explicit and all(t.cohort_sd is not None and t.cohort_mean is not None for _, t in scored):
+            # Cohort rule (issue 17): template i accepts when s_i >= mean_i + sd_i * c(point, n); the
+            # winner is the template of best normalised score (s_i - mean_i) / sd_i, and the result
+            # records its raw score and its raw threshold (score >= threshold <=> accepted).
+            c = self.engine.cohort_threshold_for(n)
+            ranked = [((s - t.cohort_mean) / t.cohort_sd, s, t.cohort_mean + t.cohort_sd * c, t) for s, t in scored]
+        else:  # the raw rule: one threshold for every template; any template without statistics
+            raw = self.engine.threshold_for(n)
+            ranked = [(s, s, raw, t) for s, t in scored]
+        best = {role: max((r for r in ranked if r[3].role == role), default=None, key=lambda r: r[0])
+                for role in (HolderRole.HOLDER, HolderRole.DELEGATE)}
+        h, d = best[HolderRole.HOLDER], best[HolderRole.DELEGATE]
+        # Both accepted: the better-ranked role wins (a delegate is not "the holder" because the
+        # holder's templates happen to clear their thresholds too); ties go to the holder.
+        if h is not None and h[1] >= h[2] and (d is None or h[0] >= d[0]):
+            return Decision(Outcome.MATCH, score=h[1], finger=h[3].finger, threshold=h[2])
+        if d is not None and d[1] >= d[2]:
+            return Decision(Outcome.DELEGATE_MATCH, score=d[1], finger=d[3].finger, delegate_id=d[3].delegate_id,
+                            threshold=d[2])
+        top = max(ranked, key=lambda r: r[0])
+        return Decision(Outcome.NO_MATCH, score=max(top[1], 0.0), threshold=top[2])
 
     def _record(self, card: str, d: Decision, attempts: int, quality: int | None = None,
                 operator_id: str | None = None) -> VerificationResult:

@@ -118,7 +118,8 @@ def bench_synth(
 
         root = datasets or ds.default_root()
         if not ds.available_sets(root):
-            raise typer.BadParameter(ds.missing(root) + "; or --no-real")
+            typer.echo(f"error: {ds.missing(root)}; or --no-real", err=True)  # one line, the path whole
+            raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
     per_impression, master_times, counts = [], [], []
     start = time.perf_counter()

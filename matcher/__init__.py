@@ -11,6 +11,8 @@ Public API (stable; the station and the registry call only this):
     decision_threshold(point, n) -> float     the same promise for a best-of-n decision (the station's)
     best_of_n(threshold, n) -> float          a one-comparison threshold raised for a best-of-n decision
     warm_up()                                 compile the comparison kernels before the first user
+    Cohort, cohort_of(scores) -> Cohort       a template's impostor-cohort statistics (mean, sd; >= 300 scores)
+    cohort_threshold(point, n) -> float       normalised-score threshold of a best-of-n decision
 
 Pure computation on numpy arrays: no I/O, no logging of biometric data.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fpverify.matcher import decision as _decision
+from fpverify.matcher.decision import Cohort, cohort_of, cohort_threshold
 from fpverify.matcher.features import extract_features
 from fpverify.matcher.gallery import Gallery, search
 from fpverify.matcher.matching import compare
@@ -66,6 +69,9 @@ __all__ = [
     "TAIL_SCALE",
     "THRESHOLDS",
     "best_of_n",
+    "Cohort",
+    "cohort_of",
+    "cohort_threshold",
     "ExtractionParams",
     "Gallery",
     "MatchParams",

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     duplicate_threshold: str = "fmr_1e-4"  # key of matcher.THRESHOLDS for the enrollment 1:N check
     # A score on matcher.compare's scale that replaces duplicate_threshold's (the demo's synthetic fingers)
     duplicate_threshold_score: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    # Impostor cohort of each new template (issue 17, server/cohort.py): this many other holders'
+    # active templates (at least matcher.decision.MIN_COHORT = 300), or 0 for none (the raw rule).
+    cohort_size: int = Field(default=640, ge=0, le=100000)
     bedside_recheck_hours: float = 24.0
     feed_page_limit: int = 1000
     # Per-site feed (issue 18): `registered` and `fetched` holder-site assignments end this many days
@@ -164,6 +167,15 @@ class Settings(BaseSettings):
         from fpverify.matcher import known_point
 
         return known_point(name)
+
+    @field_validator("cohort_size")
+    @classmethod
+    def _cohort_size(cls, n: int) -> int:
+        from fpverify.matcher.decision import MIN_COHORT
+
+        if 0 < n < MIN_COHORT:
+            raise ValueError(f"cohort_size is 0 (off) or at least {MIN_COHORT}")
+        return n
 
     @model_validator(mode="after")
     def _queue_broker_has_url(self) -> Settings:

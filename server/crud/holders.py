@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from fpverify.edge import wire
-from fpverify.server import audit
+from fpverify.server import audit, cohort
 from fpverify.server.core.security import national_id_hmac
 from fpverify.server.crud import sites
 from fpverify.server.crud.errors import Conflict, Invalid, NotFound
@@ -207,9 +207,11 @@ def enrollment_response(s: Session, e: Enrollment) -> dict:
 
 
 def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicate: DuplicateChecker,
-           validate_template: Callable[[bytes], None] | None = None) -> dict:
+           validate_template: Callable[[bytes], None] | None = None, cohort_size: int = 0) -> dict:
     """Store an upload from a station. Idempotent by enrollment_id. A 1:N hit on another holder
-    holds the templates (pending) and opens an override_duplicate approval for two supervisors."""
+    holds the templates (pending) and opens an override_duplicate approval for two supervisors.
+    Each template gets its impostor-cohort statistics (server/cohort.py) against `cohort_size`
+    other holders' templates (the route passes settings.cohort_size; 0: none)."""
     eid = str(upload.enrollment_id)
     existing = s.get(Enrollment, eid)
     if existing is not None:
@@ -240,6 +242,8 @@ def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicat
             validate_template(t)
     hit = check_duplicate(s, upload.card_number, probes) if upload.role == wire.HolderRole.HOLDER else None
     status = EnrollmentStatus.PENDING_REVIEW if hit else EnrollmentStatus.ENROLLED
+    size = cohort_size
+    stats = iter(cohort.statistics(s, upload.card_number, probes, size))
     e = Enrollment(id=eid, card_number=upload.card_number, role=upload.role, delegate_id=upload.delegate_id,
                    device_id=upload.device_id, site_id=device.site_id if device else None,
                    operator_id=upload.operator_id, uploaded_by=actor, consent_id=consent.id, status=status,
@@ -253,11 +257,12 @@ def enroll(s: Session, actor: str, upload: wire.EnrollmentUpload, check_duplicat
         sites.assign(s, actor, upload.card_number, e.site_id, AssignmentReason.ENROLLED)
     for f in upload.fingers:
         for data, q in zip(f.templates, f.qualities, strict=True):
+            c = next(stats)
             t = Template(id=uuid.uuid4().hex, card_number=upload.card_number, enrollment_id=eid, role=upload.role,
                          delegate_id=upload.delegate_id, finger=f.finger, quality=q, data=data,
                          status=TemplateStatus.PENDING if hit else TemplateStatus.ACTIVE,
                          enrolled_by=upload.operator_id, device_id=upload.device_id, site_id=e.site_id,
-                         enrolled_at=utcnow())
+                         enrolled_at=utcnow(), cohort_mean=c.mean if c else None, cohort_sd=c.sd if c else None)
             s.add(t)
             s.flush()
             audit.record(s, actor, "template.create", "template", t.id, None, t)

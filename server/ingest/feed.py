@@ -127,7 +127,7 @@ def build_feed(s: Session, device: Device, since: int, limit: int) -> wire.Templ
             changes.append(wire.TemplateAdd(
                 version=r.version, template_id=t.id, card_number=t.card_number, role=t.role,
                 delegate_id=t.delegate_id, valid_until=d.valid_until if d else None, finger=t.finger,
-                quality=t.quality, template=t.data))
+                quality=t.quality, template=t.data, cohort_mean=t.cohort_mean, cohort_sd=t.cohort_sd))
         elif r.op == "revoke":
             changes.append(wire.TemplateRevoke(version=r.version, template_id=r.template_id or "",
                                                card_number=r.card_number))
@@ -164,6 +164,7 @@ def card_record(s: Session, card_number: str, held: str, version: int) -> wire.C
         d = delegates.get(t.delegate_id) if t.delegate_id else None
         adds.append(wire.TemplateAdd(
             version=version, template_id=t.id, card_number=t.card_number, role=t.role, delegate_id=t.delegate_id,
-            valid_until=d.valid_until if d else None, finger=t.finger, quality=t.quality, template=t.data))
+            valid_until=d.valid_until if d else None, finger=t.finger, quality=t.quality, template=t.data,
+            cohort_mean=t.cohort_mean, cohort_sd=t.cohort_sd))
     return wire.CardRecord(card_number=card_number, status=holder.status, held=held, version=version,
                            templates=adds)

@@ -112,3 +112,7 @@ class Template(Base):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Impostor-cohort statistics (issue 17, server/cohort.py): mean and sd of the template's scores
+    # against other holders' active templates; null when the cohort was too small (raw rule).
+    cohort_mean: Mapped[float | None] = mapped_column(nullable=True)
+    cohort_sd: Mapped[float | None] = mapped_column(nullable=True)

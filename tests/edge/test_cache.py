@@ -112,7 +112,7 @@ def test_migration_from_version_1_keeps_queued_results(tmp_path):
     conn.commit()
     conn.close()
     with Store.open(path, key) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         assert store.query("SELECT result_id, outcome FROM outbox_history") == [
             ("0190e0e0-0000-7000-8000-000000000001", "no_match")]
 
@@ -182,3 +182,28 @@ def test_systemd_credential_wins_over_file(tmp_path, monkeypatch):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(ConfigError, match="cannot read secret file"):
         secret.read_bytes()
+
+
+def test_migration_from_version_3_keeps_cached_templates_without_cohort_statistics(tmp_path):
+    """Step 3 -> 4 (issue 17) adds the cohort columns; templates cached before keep no statistics."""
+    path, key = tmp_path / "v3.db", new_key()
+    conn = sqlcipher3.connect(str(path))
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    for step in MIGRATIONS[:3]:
+        for statement in (s.strip() for s in step.split(";")):
+            if statement:
+                conn.execute(statement)
+    conn.execute("INSERT INTO templates VALUES ('t-old', 'C1234567', 'holder', NULL, NULL, 1, 80, ?, 1)",
+                 (b"\x01" * 16,))
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    with Store.open(path, key) as store:
+        assert store.schema_version() == 4
+        (t,) = store.templates_for("C1234567")
+        assert (t.template_id, t.template, t.cohort_mean, t.cohort_sd) == ("t-old", b"\x01" * 16, None, None)
+        with_stats = template_add(2, "t-new", "C1234567", b"\x02" * 16).model_copy(
+            update={"cohort_mean": 0.061, "cohort_sd": 0.019})
+        store.apply_feed(feed(0, [with_stats]))
+        got = {t.template_id: (t.cohort_mean, t.cohort_sd) for t in store.templates_for("C1234567")}
+    assert got == {"t-old": (None, None), "t-new": (0.061, 0.019)}

@@ -81,7 +81,7 @@ def test_keygen_status_and_wipe(tmp_path):
     res = runner.invoke(app, ["edge", "status", "--config", str(cfg_path)])
     assert res.exit_code == 0, res.output
     info = json.loads(res.output)
-    assert info["schema_version"] == 3 and info["outbox_pending"] == 0 and info["device_id"] == "desk-01"
+    assert info["schema_version"] == 4 and info["outbox_pending"] == 0 and info["device_id"] == "desk-01"
 
     write_key(tmp_path / "st" / "cache.key", new_key())  # someone replaced the key
     before = cfg.cache.path.read_bytes()

@@ -73,6 +73,21 @@ def test_template_add_base64_and_delegates():
         TemplateFeed.model_validate({"since": 0, "version": 1, "changes": [{"op": "drop", "version": 1}]})
 
 
+def test_template_add_cohort_statistics_are_optional_and_checked():
+    """Issue 17: an older registry sends none (the raw rule); a newer one both, sd > 0, finite."""
+    base = {"version": 1, "template_id": "t", "card_number": "C1234567", "finger": 2, "quality": 70,
+            "template": base64.b64encode(b"\x00\x01template-bytes").decode()}
+    old = TemplateAdd.model_validate(base)
+    assert (old.cohort_mean, old.cohort_sd) == (None, None)
+    new = TemplateAdd.model_validate({**base, "cohort_mean": 0.061, "cohort_sd": 0.019})
+    assert json.loads(new.model_dump_json())["cohort_sd"] == 0.019
+    for bad in ({"cohort_mean": 0.06}, {"cohort_sd": 0.02}, {"cohort_mean": 0.06, "cohort_sd": 0.0},
+                {"cohort_mean": 0.06, "cohort_sd": -0.01}, {"cohort_mean": float("nan"), "cohort_sd": 0.02},
+                {"cohort_mean": 0.06, "cohort_sd": float("inf")}, {"cohort_mean": 3.0, "cohort_sd": 0.02}):
+        with pytest.raises(ValidationError):
+            TemplateAdd.model_validate({**base, **bad})
+
+
 def test_enrollment_upload_checks():
     consent = Consent(given_at=now(), scope="fingerprint verification at site-a", witnessed_by="op1")
     finger = EnrolledFinger(finger=2, templates=[b"t" * 16] * 3, qualities=[70, 80, 90])

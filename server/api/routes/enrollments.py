@@ -20,7 +20,8 @@ def upload(body: wire.EnrollmentUpload, user: Enroller, s: SessionDep, request: 
     """Store an enrollment. A 1:N hit on another card holder holds it as `pending_review` until two
     supervisors approve the override_duplicate approval. Idempotent by `enrollment_id`."""
     checker = request.app.state.duplicate_checker
-    out = crud.enroll(s, user.username, body, checker, request.app.state.template_validator)
+    out = crud.enroll(s, user.username, body, checker, request.app.state.template_validator,
+                      cohort_size=request.app.state.settings.cohort_size)
     s.commit()
     return out
 
