@@ -22,6 +22,11 @@ NOT_HERE = "not enrolled here / 本站未登记"
 UNKNOWN_AT_REGISTRY = "the registry has no such card holder"
 
 
+def not_here(detail: str | None) -> bool:
+    """A not_enrolled result's detail says the card was not checked here (not: enrolled nowhere)."""
+    return (detail or "").startswith(NOT_HERE)
+
+
 class StaleRecord(CacheError):
     """A fetched card is older than what the cache has applied since: fetch it again."""
 

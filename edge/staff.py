@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-from pydantic import ValidationError
 
 from fpverify.edge.cache import Store
 from fpverify.edge.config import RegistrySection
@@ -143,16 +142,7 @@ class StaffSync(RegistryPull):
         self.synced = threading.Event()  # set after each successful pull (tests wait on it)
 
     def fetch(self) -> StaffFeed:
-        try:
-            resp = self.client.get(f"/api/v1/devices/{self.device_id}/staff")
-        except httpx.HTTPError as exc:
-            raise SyncError(f"registry unreachable for the staff list: {exc}") from exc
-        if resp.status_code != 200:
-            raise SyncError(f"registry answered {resp.status_code} for the staff list: {resp.text[:200]}")
-        try:
-            feed = StaffFeed.model_validate_json(resp.content)
-        except ValidationError as exc:
-            raise SyncError(f"malformed staff feed ({exc.error_count()} problems); nothing applied") from exc
+        feed = self._get(f"/api/v1/devices/{self.device_id}/staff", StaffFeed, "staff list")
         for m in feed.staff:
             for t in m.templates:
                 try:

@@ -94,6 +94,22 @@ class RegistryPull:
     def sync_once(self):
         raise NotImplementedError
 
+    def _get(self, path: str, model, what: str, **params):
+        """GET `path` and parse it as `model`; any failure is a SyncError naming `what`."""
+        try:
+            resp = self.client.get(path, params=params or None)
+        except httpx.HTTPError as exc:
+            raise SyncError(f"registry unreachable at {self.client.base_url} for the {what}: {exc}") from exc
+        if resp.status_code != 200:
+            raise SyncError(f"registry answered {resp.status_code} for the {what}: {resp.text[:200]}")
+        try:
+            return model.model_validate_json(resp.content)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise SyncError(f"malformed {what} ({exc.error_count()} problems; first at {where}: "
+                            f"{first['msg']}); nothing applied") from exc
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.label.replace(" ", "-"), daemon=True)
         self._thread.start()
@@ -134,20 +150,8 @@ class TemplateSync(RegistryPull):
         store.fetcher = self.fetch_card
 
     def fetch(self, since: int) -> TemplateFeed:
-        try:
-            resp = self.client.get(f"/api/v1/devices/{self.device_id}/templates",
-                                   params={"since": since, "limit": self.cfg.page_limit})
-        except httpx.HTTPError as exc:
-            raise SyncError(f"registry unreachable at {self.cfg.url}: {exc}") from exc
-        if resp.status_code != 200:
-            raise SyncError(f"registry answered {resp.status_code} for the template feed: {resp.text[:200]}")
-        try:
-            return TemplateFeed.model_validate_json(resp.content)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise SyncError(f"malformed template feed ({exc.error_count()} problems; first at {where}: "
-                            f"{first['msg']}); nothing applied") from exc
+        return self._get(f"/api/v1/devices/{self.device_id}/templates", TemplateFeed, "template feed",
+                         since=since, limit=self.cfg.page_limit)
 
     def sync_once(self) -> int:
         """Pull and apply pages until the feed says no more. Returns the number of changes applied."""

@@ -286,8 +286,7 @@ class Verifier:
         if self.on_recorded:
             self.on_recorded(result)
         if self.display:
-            here = (result.detail or "").startswith(fetched.NOT_HERE)
-            self.display.outcome(result, NOT_HERE_MESSAGE if here else MESSAGES[result.outcome])
+            self.display.outcome(result, NOT_HERE_MESSAGE if fetched.not_here(result.detail) else MESSAGES[result.outcome])
         log.info("result %s: %s", result.result_id, result.outcome.value)
         return result
 

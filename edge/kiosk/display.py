@@ -8,7 +8,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 
-from fpverify.edge.fetched import NOT_HERE
+from fpverify.edge.fetched import not_here
 from fpverify.edge.kiosk.texts import View
 from fpverify.edge.prompts import Prompt, Step
 from fpverify.edge.wire import Outcome, VerificationResult
@@ -153,7 +153,7 @@ class KioskDisplay:
 
     def outcome(self, result: VerificationResult, message: str) -> None:
         screen = result.outcome.value
-        if result.outcome == Outcome.NOT_ENROLLED and (result.detail or "").startswith(NOT_HERE):
+        if result.outcome == Outcome.NOT_ENROLLED and not_here(result.detail):
             screen = "not_enrolled_here"  # enrolled elsewhere perhaps: not "register your fingerprint"
         self._set(View(screen), hold=True)
 

@@ -12,8 +12,9 @@ per-device staff feed.
 - The staff feed carries the site's clerks (roles in STAFF_ROLES) with an active credential: user
   name, active/frozen, templates, PIN hash. A frozen account is listed without either, so the
   station ends its shift and holds nothing it could sign in with.
-- Any change that alters a station's list (a credential, a freeze, a role change) marks the session
-  so the notifier publishes TemplatesChanged after the commit; stations then pull both feeds.
+- Any change that alters a station's list (a credential here, a freeze or a role change in
+  crud/users.py) calls `feed.notify_stations`, so the notifier publishes TemplatesChanged after the
+  commit; stations then pull both feeds.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fpverify.edge import wire
 from fpverify.server import audit
 from fpverify.server.core.security import hash_password
 from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
+from fpverify.server.ingest import feed
 from fpverify.server.models import (
     CredentialStatus,
     Role,
@@ -104,6 +106,7 @@ def file_enrollment(s: Session, actor: User, user_id: int, site_id: str, fingers
     s.flush()
     audit.record(s, actor.username, "staff.enroll", "staff_credential", c.id, None, _public(c, n),
                  note=f"user={user.username}; site={site_id}")
+    feed.notify_stations(s)
     return c
 
 
@@ -125,6 +128,7 @@ def _end(s: Session, actor: str, c: StaffCredential, status: CredentialStatus, a
     c.status = status
     c.decided_at = utcnow()
     audit.record(s, actor, action, "staff_credential", c.id, before, _public(c), note=note)
+    feed.notify_stations(s)
 
 
 def activate(s: Session, actor: str, credential_id: str) -> StaffCredential:
@@ -137,6 +141,7 @@ def activate(s: Session, actor: str, credential_id: str) -> StaffCredential:
     c.status = CredentialStatus.ACTIVE
     c.decided_at = utcnow()
     audit.record(s, actor, "staff.activate", "staff_credential", c.id, before, _public(c))
+    feed.notify_stations(s)
     return c
 
 
@@ -189,23 +194,3 @@ def build_feed(s: Session, site_id: str) -> wire.StaffFeed:
         staff.append(wire.StaffMember(operator_id=user.username, status="active", pin_hash=c.pin_hash,
                                       templates=templates))
     return wire.StaffFeed(site_id=site_id, generated_at=datetime.now(UTC), staff=staff)
-
-
-def _changed(obj, names: tuple[str, ...]) -> bool:
-    state = inspect(obj)
-    return any(state.attrs[n].history.has_changes() for n in names)
-
-
-@event.listens_for(Session, "before_flush")
-def _note_staff_change(session: Session, _ctx, _instances) -> None:
-    """A change a station's staff list must follow: have the notifier publish after the commit
-    (Database._after_commit publishes TemplatesChanged for `feed_version`; stations pull both feeds)."""
-    touched = [*session.new, *session.dirty, *session.deleted]
-    if not any(isinstance(o, StaffCredential) or (isinstance(o, User) and o in session.dirty
-                                                  and _changed(o, ("frozen", "role"))) for o in touched):
-        return
-    if "feed_version" not in session.info:
-        from fpverify.server.ingest.feed import current_version
-
-        with session.no_autoflush:
-            session.info["feed_version"] = current_version(session)

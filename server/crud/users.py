@@ -17,6 +17,7 @@ from fpverify.server import audit
 from fpverify.server.core.auth import check_new_password, revoke_user_tokens
 from fpverify.server.core.security import hash_password
 from fpverify.server.crud.errors import Conflict, Denied, Invalid, NotFound
+from fpverify.server.ingest import feed
 from fpverify.server.models import Role, User, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}$")
@@ -84,6 +85,7 @@ def set_frozen(s: Session, actor: str, user_id: int, frozen: bool) -> User:
     if frozen:
         revoke_user_tokens(s, user.id)
     audit.record(s, actor, "user.freeze" if frozen else "user.unfreeze", "user", user.id, before, _public(user))
+    feed.notify_stations(s)  # a clerk's shift ends at the stations' next pull
     return user
 
 
@@ -110,4 +112,5 @@ def change_role(s: Session, actor: str, user_id: int, role: str) -> User:
     user.role = role
     revoke_user_tokens(s, user.id)
     audit.record(s, actor, "user.role", "user", user.id, before, _public(user), note=f"role={role}")
+    feed.notify_stations(s)
     return user

@@ -88,6 +88,13 @@ def send_holder(s: Session, card_number: str, site_id: str, held: str) -> int:
     return append(s, "card", card_number, status=status, site_id=site_id)
 
 
+def notify_stations(s: Session) -> None:
+    """A change the stations' staff list follows (a credential, a freeze, a role): have the notifier
+    publish TemplatesChanged after the commit (Database's after_commit hook); stations pull both feeds."""
+    if "feed_version" not in s.info:
+        s.info["feed_version"] = current_version(s)
+
+
 def note_pull(device: Device, since: int) -> None:
     """A pull says which version the station's cache holds (`since`): keep it as its live cache
     version (DeviceStatus reports it only at connect). Telemetry, like presence: not audited."""
