@@ -99,3 +99,51 @@ def test_warm_up_compiles_and_compare_still_works(population):
     matcher.warm_up()
     a, b = population[0][0], population[0][1]
     assert matcher.compare(a, b) > 0.0
+
+
+def test_vectorised_exp_matches_libm():
+    from fpverify.matcher import kernels
+
+    x = np.concatenate([-np.geomspace(1e-12, 700, 5000), [0.0, -0.5, -745.0, -1e6]])
+    out = np.empty_like(x)
+    kernels.exp_neg(x, out)
+    ok = x >= -700
+    assert np.max(np.abs(out[ok] - np.exp(x[ok])) / np.exp(x[ok])) < 1e-14
+    assert np.all(out[~ok] < 1e-300)  # far below anything a weight can show
+
+
+def _relax_reference(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, w, iters):
+    """LSS-R as written in the paper, one libm exp a pair: what kernels.relax must reproduce."""
+    def wrapped(x):
+        x = abs(x)
+        return x if x <= np.pi else 2 * np.pi - x
+
+    nr = len(ia)
+    rho = np.zeros((nr, nr))
+    for k in range(nr):
+        for m in range(nr):
+            if ia[k] == ia[m] or ib[k] == ib[m]:
+                continue
+            ga, gb = ia[k] * na + ia[m], ib[k] * nb + ib[m]
+            dd = float(geo_a[0, ga] - geo_b[0, gb])  # float32 differences, as the kernel takes them
+            d1 = wrapped(float(geo_a[1, ga] - geo_b[1, gb]))
+            d2 = wrapped(float(geo_a[2, ga] - geo_b[2, gb]))
+            rho[k, m] = (1 - w) / max(nr - 1, 1) * np.exp(wd * dd * dd + wa * (d1 * d1 + d2 * d2))
+    lam = lam0.copy()
+    for _ in range(iters):
+        lam = w * lam + rho @ lam
+    return lam
+
+
+def test_relaxation_matches_the_reference(population):
+    from fpverify.matcher import kernels
+
+    a, b = population[0][0], population[0][1]
+    sim = a.local.desc @ b.desc_t
+    ia, ib, lam0 = kernels.top_pairs(sim, 0.0, a.local.unit, b.local.unit, 48)
+    args = (a.geometry, b.geometry, a.local.count, b.local.count, ia, ib, lam0, -0.5 / 36, -8.0, 0.2, 5)
+    got = kernels.relax(*args)
+    want = _relax_reference(*args)
+    assert len(ia) == 48
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert not np.allclose(got, lam0)  # the relaxation did something
