@@ -232,6 +232,44 @@ def retention_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="count w
     typer.echo(report.summary())
 
 
+@server_app.command("cohort-backfill")
+def cohort_backfill_cmd(
+        dry_run: bool = typer.Option(False, "--dry-run", help="compute and count; change nothing"),
+        recompute: bool = typer.Option(False, "--recompute",
+                                       help="every active template, not only those without statistics "
+                                            "(after a matcher upgrade changed the score scale)"),
+        limit: int = typer.Option(None, "--limit", min=1, help="examine at most N templates"),
+        database_url: str = DbOpt) -> None:
+    """Compute the impostor-cohort statistics of active templates without them (audited; stations
+    get them through the template feed). Batches commit as they go: a rerun continues."""
+    import logging
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fpverify.server.ops import cohort_backfill
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = database_url or _settings().database_url
+    try:
+        db = _db(url)
+        with db.session() as s:
+            report = cohort_backfill.run(s, db.settings.cohort_size, dry_run=dry_run, recompute=recompute,
+                                         limit=limit)
+    except cohort_backfill.BackfillError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:  # unreachable, refused, not migrated, a bad URL
+        try:
+            where = make_url(url).render_as_string(hide_password=True)
+        except SQLAlchemyError:
+            where = "(unparsable URL)"
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"error: database {where}: {reason}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(report.summary())
+
+
 def bench_ingest(out: Path = typer.Option(..., "--out"), results: int = typer.Option(20000, help="distinct valid results"),
                  devices: int = typer.Option(50), duplicates: int = typer.Option(1000),
                  malformed: int = typer.Option(100), clients: int = typer.Option(5, help="publishing connections"),

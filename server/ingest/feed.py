@@ -13,7 +13,8 @@ the holder is assigned to (server/crud/sites.py). A new assignment appends, for 
 `hold` (site or fetched) and the holder's active templates and card status; the end of one a
 `hold` none, after which the station drops the card. A device reads only its own site's rows, and
 of those only about holders assigned to its site now (a row about a card assigned no longer has a
-`hold` none after it, so skipping it changes nothing the station ends with).
+`hold` none after it, so skipping it changes nothing the station ends with). A template whose
+cohort statistics were (re)computed later is sent again as an `add` to the sites holding it (`resend`).
 
 After a commit that appended changes, `TemplatesChanged(version)` is published retained on each
 device's templates topic (server/ingest/notifier.py; the Database calls it from an after_commit hook).
@@ -74,6 +75,18 @@ def append_holder(s: Session, op: str, card_number: str, template_id: str | None
     for site_id in sites_of(s, card_number):
         version = append(s, op, card_number, template_id=template_id, status=status, site_id=site_id)
     return version
+
+
+def resend(s: Session, card_number: str, template_ids: list[str]) -> int:
+    """Templates whose stored fields changed but not their bytes (their cohort statistics, server/ops/
+    cohort_backfill.py): an `add` again for each site holding the card, whose stations replace the
+    cached row (build_feed sends the template as it is now). Not to the registry's own log: the
+    duplicate index reads only the bytes. Returns the entries appended."""
+    sites = sites_of(s, card_number)
+    for site_id in sites:
+        for tid in template_ids:
+            append(s, "add", card_number, template_id=tid, site_id=site_id)
+    return len(sites) * len(template_ids)
 
 
 def send_holder(s: Session, card_number: str, site_id: str, held: str) -> int:
