@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from fpverify.edge.wire import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES
+
 DEFAULT_CONFIG = os.environ.get("FPVERIFY_EDGE_CONFIG", "/etc/fpverify/edge.toml")
 
 edge_app = typer.Typer(no_args_is_help=True, help="The verification station (desk, pharmacy, ward).")
@@ -154,11 +156,11 @@ def verify(card: str = typer.Option(..., "--card", help="Card number"), config: 
 def enroll(card: str = typer.Option(..., "--card"), config: str = ConfigOpt,
            operator: str = typer.Option(..., "--operator", help="Operator user name at the registry"),
            fingers: str = typer.Option("2,7", help="ISO finger positions to enroll, e.g. 2,7 (right/left index)"),
-           impressions: int = typer.Option(3, min=3, max=10),
+           impressions: int = typer.Option(ENROLL_PRESSES, min=MIN_PRESSES, max=MAX_PRESSES),
            delegate: str = typer.Option(None, "--delegate", help="Enroll an authorised delegate with this id"),
            consent: bool = typer.Option(False, "--consent-given",
                                         help="The holder gave separate consent to biometric processing")) -> None:
-    """Enrollment mode: operator login, recorded consent, >= 3 impressions per finger, upload."""
+    """Enrollment mode: operator login, recorded consent, 5 impressions per finger (at least 3), upload."""
     from fpverify.edge.enroll import Enroller, EnrollError
     from fpverify.edge.workflow import ConsoleDisplay
 
@@ -189,7 +191,7 @@ def enroll_staff(user_id: int = typer.Option(..., "--user-id", help="The clerk's
                  config: str = ConfigOpt,
                  admin: str = typer.Option(..., "--admin", help="Sysadmin user name at the registry"),
                  fingers: str = typer.Option("2,7", help="ISO finger positions, e.g. 2,7 (right/left index)"),
-                 impressions: int = typer.Option(3, min=3, max=10),
+                 impressions: int = typer.Option(ENROLL_PRESSES, min=MIN_PRESSES, max=MAX_PRESSES),
                  with_pin: bool = typer.Option(True, "--pin/--no-pin", help="Let the clerk choose a PIN fallback")) -> None:
     """A clerk's sign-in: the clerk's own fingers (and PIN), filed for a supervisor's approval."""
     from fpverify.edge.enroll import Enroller, EnrollError

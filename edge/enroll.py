@@ -19,7 +19,14 @@ from fpverify.edge.config import EdgeConfig
 from fpverify.edge.outbox import new_result_id
 from fpverify.edge.prompts import Display, Prompt, Step
 from fpverify.edge.sensor.driver import SensorError
-from fpverify.edge.wire import Consent, EnrolledFinger, EnrollmentUpload, HolderRole
+from fpverify.edge.wire import (
+    ENROLL_PRESSES,
+    MIN_PRESSES,
+    Consent,
+    EnrolledFinger,
+    EnrollmentUpload,
+    HolderRole,
+)
 from fpverify.edge.workflow import Engine, Sensor, normalise_card
 
 log = logging.getLogger("fpverify.edge.enroll")
@@ -71,7 +78,7 @@ class Enroller:
         self.operator = username
         return str(body.get("role", ""))
 
-    def capture_finger(self, finger: int, impressions: int = 3) -> EnrolledFinger:
+    def capture_finger(self, finger: int, impressions: int = ENROLL_PRESSES) -> EnrolledFinger:
         """`impressions` good-quality templates of one finger that agree with each other."""
         templates, qualities, parsed = [], [], []
         for i in range(1, impressions + 1):
@@ -109,13 +116,13 @@ class Enroller:
                 raise EnrollError(f"finger {finger}: impression {i + 1} does not match the others "
                                   f"(best {best:.3f} < {threshold:.3f}); was the same finger placed each time?")
 
-    def enroll(self, card: str, fingers: list[int], impressions: int = 3, delegate_id: str | None = None,
+    def enroll(self, card: str, fingers: list[int], impressions: int = ENROLL_PRESSES, delegate_id: str | None = None,
                consent_at: datetime | None = None) -> dict:
         """Capture and upload. Call only after the holder gave separate consent (the CLI asks)."""
         if self._token is None or self.operator is None:
             raise EnrollError("log in first")
-        if impressions < 3:
-            raise EnrollError("at least 3 impressions per finger")
+        if impressions < MIN_PRESSES:
+            raise EnrollError(f"at least {MIN_PRESSES} impressions per finger")
         card = normalise_card(card)
         consent = Consent(given_at=consent_at or datetime.now(UTC), scope=CONSENT_SCOPE, witnessed_by=self.operator)
         captured = [self.capture_finger(f, impressions) for f in fingers]
@@ -141,15 +148,15 @@ class Enroller:
             raise EnrollError(f"registry refused the operator ({resp.status_code}): not an enroller?")
         raise EnrollError(f"registry answered {resp.status_code}: {detail}")
 
-    def enroll_staff(self, user_id: int, site_id: str, fingers: list[int], impressions: int = 3,
+    def enroll_staff(self, user_id: int, site_id: str, fingers: list[int], impressions: int = ENROLL_PRESSES,
                      pin: str | None = None, reason: str = "enrolled in person at the station") -> dict:
         """A clerk's sign-in, captured with the clerk present and filed by the logged-in sysadmin as a
         special operation (POST /api/v1/staff/{user_id}/credentials): it counts once a supervisor
         approves it. The PIN goes to the registry once, over the registry connection, and is hashed there."""
         if self._token is None or self.operator is None:
             raise EnrollError("log in first")
-        if impressions < 3:
-            raise EnrollError("at least 3 impressions per finger")
+        if impressions < MIN_PRESSES:
+            raise EnrollError(f"at least {MIN_PRESSES} impressions per finger")
         captured = [self.capture_finger(f, impressions) for f in fingers]
         body = {"site_id": site_id, "reason": reason, "pin": pin,
                 "fingers": [json.loads(f.model_dump_json()) for f in captured]}

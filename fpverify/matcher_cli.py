@@ -154,6 +154,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         sets: str = typer.Option("", help="comma-separated set names (default: all 12 FVC sets present)"),
         condition: str = typer.Option("native", help="native | sensor (256x288, 4 bits a pixel)"),
         enroll: int = typer.Option(3, help="presses enrolled a finger (the card's templates)"),
+        fingers: int = typer.Option(1, help="fingers enrolled a card (stations enroll 2: n = 2 x enroll)"),
         out: Path = typer.Option(Path("bench-out/desk"), "--out"),
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
         cohort: str = typer.Option("none", help="none | other-years (impostor-cohort normalisation)"),
@@ -166,7 +167,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             if cohort not in ("none", "other-years"):
                 raise ValueError("--cohort must be none or other-years")
             groups = dk.other_years(names) if cohort == "other-years" else None
-            res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache, cohort=groups)
+            res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache, cohort=groups,
+                         fingers_per_card=fingers)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e

@@ -70,16 +70,18 @@ class SkeletonDetector:
 
 @dataclass(frozen=True)
 class LearnedDetector:
-    """The distilled network alone. `model`: path of an ONNX model; empty = the one shipped."""
+    """The distilled network alone. `model`: path of an ONNX model; empty = the one shipped.
+    `flips`: average the network's answers on the crop and its mirror images (learned.run)."""
 
     model: str = ""
+    flips: bool = True
     name: ClassVar[str] = "learned"
     stages: ClassVar[tuple[str, ...]] = ("detection", "minutiae")
 
     def detect(self, p: Prepared, params: ExtractionParams, debug: Debug | None = None) -> Minutiae:
         from fpverify.matcher import learned
 
-        out = learned.run(p.norm, p.enhanced, p.mask, self.model)
+        out = learned.run(p.norm, p.enhanced, p.mask, self.model, self.flips)
         m = self._refine(learned.decode(out, p.border, params), out, p, params, debug)
         if debug:
             from fpverify.matcher.normalisation import to_uint8
@@ -90,7 +92,7 @@ class LearnedDetector:
     def _refine(
         self, m: Minutiae, out: np.ndarray, p: Prepared, params: ExtractionParams, debug: Debug | None
     ) -> Minutiae:
-        return m
+        return m.take(np.arange(min(len(m), params.max_minutiae)))  # decoded strongest first
 
     def describe(self) -> dict:
         from fpverify.matcher import learned
@@ -101,6 +103,7 @@ class LearnedDetector:
             "model": self.model or learned.SHIPPED,
             "training_sets": [t for t in meta.get("fpverify.training_sets", "").split(",") if t],
             "held_out": meta.get("fpverify.held_out", ""),
+            "flips": self.flips,
         }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fpverify.edge.prompts import Prompt, Step
+from fpverify.edge.wire import ENROLL_PRESSES
 
 
 @dataclass
@@ -19,7 +20,7 @@ class EnrollRequest:
     username: str  # the clerk's registry account (role enroller)
     password: str | None  # used once for the login, then forgotten
     fingers: tuple[int, ...] = (2, 7)  # two fingers by default: right and left index
-    impressions: int = 3
+    impressions: int = ENROLL_PRESSES
     delegate_id: str | None = None
     consent_wait_s: float = 120.0
     consent: threading.Event = field(default_factory=threading.Event)

@@ -30,7 +30,7 @@ from fpverify.edge.kiosk.desk import FINAL, Desk, DeskBusy, Job
 from fpverify.edge.kiosk.enrolling import EnrollRequest
 from fpverify.edge.kiosk.texts import View as ScreenView
 from fpverify.edge.kiosk.texts import render
-from fpverify.edge.wire import Outcome, Purpose, VerificationResult
+from fpverify.edge.wire import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES, Outcome, Purpose, VerificationResult
 from fpverify.edge.workflow import MESSAGES
 
 MIN_TOKEN = 16
@@ -60,7 +60,7 @@ class StartEnrollment(BaseModel):
     fingers: list[int] = Field(
         default=[2, 7], min_length=1, max_length=10, description="ISO finger positions"
     )
-    impressions: int = Field(default=3, ge=3, le=10)
+    impressions: int = Field(default=ENROLL_PRESSES, ge=MIN_PRESSES, le=MAX_PRESSES)
     delegate_id: str | None = Field(default=None, max_length=64, description="Enroll an authorised delegate")
 
 

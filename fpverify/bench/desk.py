@@ -8,6 +8,9 @@ Protocol (per set of fingers x presses, presses in file order):
   impostors   every later press against every other finger's enrollment, within the set (sets.<set>,
               pooled_same_set) and across all the sets run (pooled: each probe against every other
               finger of every set; a finger found in two sets, datasets.SAME_FINGER, is one finger).
+  cards       with --fingers N, a card holds N neighbouring fingers of a set (a holder enrolled with
+              two fingers, as stations do by default): N * K templates compared with every press,
+              and a press is an impostor only against cards without its finger.
 A decision takes the best score over the card's usable templates and compares it with
 matcher.decision_threshold(point, n) for that template count n: the station's rule (edge.workflow).
 With a cohort (--cohort other-years) each enrolled template is normalised by its scores against the
@@ -46,9 +49,8 @@ class Fingers:
     next_probe: np.ndarray  # (probes,) index of the finger's next press, -1 for the last
     card_set: np.ndarray  # (cards,) set index
     card_n: np.ndarray  # (cards,) usable templates on the card
-    card_identity: (
-        np.ndarray
-    )  # (cards,) one number per finger (datasets.identity: a finger in two sets is one)
+    probe_identity: np.ndarray  # (probes,) one number per finger (datasets.identity: a finger in two sets is one)
+    card_holds: np.ndarray  # (identities, cards) bool: the card holds that finger
     comparisons: int
     unenrolled: int
 
@@ -75,17 +77,21 @@ def score(
     enroll: int,
     cohorts: dict[str, list] | None = None,
     min_cohort: int = decision.MIN_COHORT,
+    fingers_per_card: int = 1,
 ) -> Fingers:
-    """Compare every later press of every set with every finger's first `enroll` presses.
+    """Compare every later press of every set with every card: the first `enroll` presses of
+    `fingers_per_card` neighbouring fingers of a set (a holder enrolled with two fingers: 2 * enroll
+    templates, all compared with each press, as the station does; the last card of a set may hold fewer).
 
     `cohorts` (set -> (identity, template) of the cohort's presses): scores normalised per enrolled
     template (Cohort), its own finger's presses (datasets.SAME_FINGER) left out of its cohort.
     """
     from fpverify import matcher
 
-    cards, card_set, card_n, card_identity, unenrolled = [], [], [], [], 0
+    cards, card_set, card_n, unenrolled = [], [], [], 0
     identities: dict[tuple[str, int], int] = {}
-    probes: list[tuple[object, int, int]] = []  # (template, own card, set)
+    holds: list[tuple[int, int]] = []  # (identity, card)
+    probes: list[tuple[object, int, int, int]] = []  # (template, own card, set, identity)
     stats: list[list] = []  # per card, the Cohort of each enrolled template (with cohorts)
     cohort_comparisons = 0
     next_probe: list[int] = []
@@ -93,31 +99,39 @@ def score(
         by_finger: dict[int, list] = {}
         for (finger, _), tmpl in sorted(t.items()):
             by_finger.setdefault(finger, []).append(tmpl)
+        usable = []
         for finger, presses in by_finger.items():
-            enrolled = [x for x in presses[:enroll] if x is not None]
-            if not enrolled:
+            if any(x is not None for x in presses[:enroll]):
+                usable.append(finger)
+            else:
                 unenrolled += 1
-                continue
+        for start in range(0, len(usable), fingers_per_card):
             c = len(cards)
-            cards.append(enrolled)
-            if cohorts is not None:
+            enrolled, card_stats = [], []
+            for finger in usable[start : start + fingers_per_card]:
+                mine = [x for x in by_finger[finger][:enroll] if x is not None]
                 me = datasets.identity(name, finger)
-                others = [t for i, t in cohorts[name] if i != me]
-                stats.append(cohort_stats(enrolled, others, min_cohort))
-                cohort_comparisons += len(enrolled) * len(others)
+                ident = identities.setdefault(me, len(identities))
+                holds.append((ident, c))
+                enrolled += mine
+                if cohorts is not None:
+                    others = [t for i, t in cohorts[name] if i != me]
+                    card_stats += cohort_stats(mine, others, min_cohort)
+                    cohort_comparisons += len(mine) * len(others)
+                later = by_finger[finger][enroll:]
+                for j, tmpl in enumerate(later):
+                    next_probe.append(len(probes) + 1 if j + 1 < len(later) else -1)
+                    probes.append((tmpl, c, si, ident))
+            cards.append(enrolled)
+            stats.append(card_stats)
             card_set.append(si)
             card_n.append(len(enrolled))
-            card_identity.append(identities.setdefault(datasets.identity(name, finger), len(identities)))
-            later = presses[enroll:]
-            for j, tmpl in enumerate(later):
-                next_probe.append(len(probes) + 1 if j + 1 < len(later) else -1)
-                probes.append((tmpl, c, si))
     for enrolled in cards:  # descriptors are built once per template
         for x in enrolled:
             _ = x.geometry
     best = np.full((len(probes), len(cards)), -np.inf if cohorts is not None else 0.0)
     comparisons = 0
-    for i, (p, _, _) in enumerate(probes):
+    for i, (p, *_) in enumerate(probes):
         if p is None:
             continue
         for c, enrolled in enumerate(cards):
@@ -126,15 +140,19 @@ def score(
             else:
                 best[i, c] = max(z.normalise(matcher.compare(p, x)) for x, z in zip(enrolled, stats[c], strict=True))
             comparisons += len(enrolled)
+    card_holds = np.zeros((len(identities), len(cards)), bool)
+    for ident, c in holds:
+        card_holds[ident, c] = True
     return Fingers(
         best=best,
-        probe_ok=np.array([p is not None for p, _, _ in probes], bool),
-        probe_card=np.array([c for _, c, _ in probes], np.intp),
-        probe_set=np.array([s for _, _, s in probes], np.intp),
+        probe_ok=np.array([p[0] is not None for p in probes], bool),
+        probe_card=np.array([p[1] for p in probes], np.intp),
+        probe_set=np.array([p[2] for p in probes], np.intp),
         next_probe=np.array(next_probe, np.intp),
         card_set=np.array(card_set, np.intp),
         card_n=np.array(card_n, np.intp),
-        card_identity=np.array(card_identity, np.intp),
+        probe_identity=np.array([p[3] for p in probes], np.intp),
+        card_holds=card_holds,
         comparisons=comparisons + cohort_comparisons,
         unenrolled=unenrolled,
     )
@@ -156,7 +174,7 @@ def _genuine(f: Fingers, sets: np.ndarray, accept: np.ndarray) -> dict:
 
 def _impostor_mask(f: Fingers, sets: np.ndarray, same_set: bool) -> np.ndarray:
     """(probes, cards) True where the probe is an impostor decision counted for these sets."""
-    m = f.probe_ok[:, None] & (f.card_identity[f.probe_card][:, None] != f.card_identity[None])
+    m = f.probe_ok[:, None] & ~f.card_holds[f.probe_identity]  # never a card holding the probe's finger
     m &= np.isin(f.probe_set, sets)[:, None] & np.isin(f.card_set, sets)[None]
     if same_set:
         m &= f.probe_set[:, None] == f.card_set[None]
@@ -225,6 +243,7 @@ def run(
     extraction: ExtractionParams | None = None,
     cohort: dict[str, list[str]] | None = None,
     min_cohort: int = decision.MIN_COHORT,
+    fingers_per_card: int = 1,
 ) -> dict:
     """`cohort` (set -> the sets whose presses normalise its cards, e.g. other_years): the normalised
     decision (module docstring); None: the raw best-of-n decision."""
@@ -234,6 +253,8 @@ def run(
         raise ValueError("condition must be native or sensor")
     if enroll < 1:
         raise ValueError("--enroll must be at least 1")
+    if fingers_per_card < 1:
+        raise ValueError("--fingers must be at least 1")
     extraction = extraction or ExtractionParams()
     loaded: dict[str, dict] = {}
 
@@ -255,7 +276,7 @@ def run(
             n: [(datasets.identity(c, f), t) for c in cohort[n] for (f, _), t in load(c).items() if t is not None]
             for n in sets
         }
-    f = score(templates, enroll, presses_of, min_cohort)
+    f = score(templates, enroll, presses_of, min_cohort, fingers_per_card)
     points = [p for p in matcher.THRESHOLDS if p.startswith("fmr_")]
 
     def threshold(p: str, n: int) -> float:
@@ -266,6 +287,7 @@ def run(
     results: dict = {
         "condition": condition,
         "enroll": enroll,
+        "fingers_per_card": fingers_per_card,
         "cohort": None if cohort is None else {n: sorted(c) for n, c in cohort.items()},
         "extractor": extraction.detector.describe(),
         "thresholds": {
@@ -301,7 +323,8 @@ def report(res: dict) -> str:
     ex = res["extractor"]
     model = f", model {ex['model']} (held out: {ex.get('held_out') or '-'})" if "model" in ex else ""
     lines = [
-        f"# Desk decisions ({res['condition']} images, {res['enroll']} presses enrolled a finger)",
+        f"# Desk decisions ({res['condition']} images, {res['enroll']} presses enrolled a finger, "
+        f"{res['fingers_per_card']} finger(s) a card)",
         "",
         *(
             [

@@ -108,3 +108,16 @@ def test_topics():
     assert Topics.device_of(t.status) == "desk-01"
     assert Topics.device_of("other/v1/devices/x/results") is None
     assert Topics.shared_results() == "$share/registry/fpverify/v1/devices/+/results"
+
+
+def test_enrollment_asks_five_presses_and_takes_three_to_ten():
+    """The default a station asks for (docs/matcher.md "Desk": 5 against 3 presses) and the range the
+    registry takes; the HIS API and the CLI share the one definition."""
+    from fpverify.edge.kiosk.his import openapi_document
+    from fpverify.edge.wire import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES
+
+    assert (MIN_PRESSES, ENROLL_PRESSES, MAX_PRESSES) == (3, 5, 10)
+    spec = json.loads(openapi_document())
+    prop = next(s["properties"]["impressions"] for s in spec["components"]["schemas"].values()
+                if "impressions" in s.get("properties", {}))
+    assert (prop["default"], prop["minimum"], prop["maximum"]) == (5, 3, 10)

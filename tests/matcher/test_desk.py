@@ -136,6 +136,28 @@ def test_desk_with_a_cohort_decides_on_normalised_scores(synthetic_sets, tmp_pat
     ]
 
 
+@pytest.mark.slow
+def test_cards_of_two_fingers_compare_every_template_and_no_finger_with_itself(synthetic_sets):
+    """--fingers 2: fingers 101+102 are one card (2 x ENROLL templates), 103 a card of its own; a press
+    is genuine against its card, never an impostor against it, and the threshold counts all templates."""
+    names = ("synth_a", "synth_b")
+    t = {n: {k: matcher.extract(v) for k, v in datasets.load_set(synthetic_sets, n).items()} for n in names}
+    f = desk.score(t, ENROLL, fingers_per_card=2)
+    groups = [(n, (101, 102)) for n in names] + [(n, (103,)) for n in names]
+    groups = sorted(groups, key=lambda g: (names.index(g[0]), g[1][0]))
+    assert f.card_n.tolist() == [2 * ENROLL if len(g) == 2 else ENROLL for _, g in groups]
+    probes = [(n, g, i) for n in names for g in range(101, 101 + FINGERS) for i in range(ENROLL + 1, PRESSES + 1)]
+    for c, (n, fingers) in enumerate(groups):
+        enrolled = [t[n][(g, i)] for g in fingers for i in range(1, ENROLL + 1)]
+        for p, (pn, pg, pi) in enumerate(probes):
+            assert f.best[p, c] == pytest.approx(max(matcher.compare(t[pn][(pg, pi)], e) for e in enrolled), abs=1e-12)
+            own = pn == n and pg in fingers
+            assert (f.probe_card[p] == c) == own
+            assert desk._impostor_mask(f, np.arange(2), False)[p, c] == (not own)
+    with pytest.raises(ValueError, match="--fingers"):
+        desk.run(synthetic_sets, list(names), "native", None, enroll=ENROLL, fingers_per_card=0)
+
+
 def test_desk_refuses_what_leaves_no_retry(synthetic_sets, tmp_path):
     with pytest.raises(ValueError, match="no retry"):
         desk.run(synthetic_sets, ["synth_a"], "native", tmp_path, enroll=PRESSES - 1)

@@ -82,6 +82,29 @@ def test_learned_detector_finds_synthetic_minutiae(seed):
         assert a["recall"] > 0.75 and a["precision"] > 0.75 and a["angle_agree"] > 0.9, (detector, a)
 
 
+def test_flip_averaging_makes_the_detector_mirror_symmetric():
+    """With flips, mirroring the crop mirrors the answer exactly (the four looks are a group); without,
+    it does not. The crop is a whole number of grid cells, so padding does not shift the cells."""
+    from fpverify.matcher.features import prepare
+
+    img, _ = synth.impression(synth.generate_finger(6), 0)
+    p = prepare(img, 500, ExtractionParams())
+    h, w = (p.mask.shape[0] // learned.STRIDE) * learned.STRIDE, (p.mask.shape[1] // learned.STRIDE) * learned.STRIDE
+    norm, enh, mask = p.norm[:h, :w], p.enhanced[:h, :w], p.mask[:h, :w]
+
+    def mirrored(flips):
+        out = learned.run(norm[:, ::-1], enh[:, ::-1], mask[:, ::-1], flips=flips)[:, :, ::-1].copy()
+        out[[1, 3]] *= -1  # x offset logit and direction cosine turn round with x
+        return out
+
+    plain = learned.run(norm, enh, mask, flips=True)
+    np.testing.assert_allclose(mirrored(True), plain, atol=1e-4)
+    single = learned.run(norm, enh, mask, flips=False)
+    assert np.abs(mirrored(False) - single).max() > 1e-2
+    # and the averaged answer is the mean of the plain one and the three mirrored ones
+    assert np.abs(plain - single).max() > 1e-3
+
+
 def test_shipped_model_was_not_trained_on_its_held_out_year():
     meta = learned.model_metadata()
     held = meta["fpverify.held_out"]

@@ -33,7 +33,8 @@ def enroll_desk(tmp_path_factory, matcher_feed, registry):
 
 
 def start(desk, card="CARD0077", **extra):
-    body = {"card": card, "username": "nurse-li", "password": "pw-secret-1", **extra}
+    # three presses a finger here (each simulated press crosses the UART for 3.5 s); the default is 5
+    body = {"card": card, "username": "nurse-li", "password": "pw-secret-1", "impressions": 3, **extra}
     r = httpx.post(desk.his + "/his/v1/enrollments", json=body, headers=AUTH, timeout=30)
     assert r.status_code == 201, r.text
     return r.json()["id"]
