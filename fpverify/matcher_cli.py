@@ -247,7 +247,27 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
-        typer.echo(f"{res['images']} images, {steps} steps, {res['seconds']:.0f} s  ->  {out}")
+        typer.echo(f"{res['images']} images, {steps} steps, {res['seconds']:.0f} s  ->  {out}, {res['int8']}")
+
+    @train.command("quantize")
+    def train_quantize(
+        model: Path = typer.Option(..., "--model", exists=True, dir_okay=False, help="float ONNX model"),
+        out: Path = typer.Option(None, "--out", dir_okay=False, help="int8 model to write (default M-int8.onnx)"),
+        datasets: Path = typer.Option(default_root(), help="folder holding the calibration set (upek_16x8)"),
+    ) -> None:
+        """The int8 copy of a trained minutia model, as stations run it (calibrated on UPEK crops)."""
+        from fpverify import train_extractor as tx
+
+        dst = out or tx.int8_path(model)
+        try:
+            tx.quantize(model, dst, datasets)
+        except (FileNotFoundError, ValueError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        except Exception as e:  # onnx / onnxruntime raise their own types for a file that is no model
+            typer.echo(f"error: {model} could not be quantized: {type(e).__name__}: {e}", err=True)
+            raise typer.Exit(2) from e
+        typer.echo(f"{model}  ->  {dst}")
 
     @bench.command("speed")
     def speed(

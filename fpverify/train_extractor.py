@@ -7,13 +7,15 @@ heat map, L1 on the sub-cell offset, L2 on the direction's (cos, sin), BCE on th
 random crops and the 8 flips/transposes of the square (angles transformed with them) for augmentation.
 
 Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3.5 minutes for 3000 steps
-on one core. The result is an ONNX file that onnxruntime runs on the station; the trainer writes which
-sets it saw into its metadata so that benchmarks can tell held-out sets from seen ones.
+on one core. The result is an ONNX file and its int8 copy (`quantize`, M-int8.onnx), which onnxruntime
+runs on the station; the trainer writes which sets it saw into their metadata so that benchmarks can
+tell held-out sets from seen ones. `fpverify train quantize` makes the int8 copy of an existing model.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +223,61 @@ def export(model, path: Path, metadata: dict[str, str]) -> None:
     onnx.save(m, str(path))
 
 
+def int8_path(model: Path) -> Path:
+    """Where the int8 copy of a trained model goes: M.onnx -> M-int8.onnx."""
+    return model.with_name(model.stem + "-int8.onnx")
+
+
+def quantize(src: Path, dst: Path, root: Path, every: int = 4) -> dict[str, str]:
+    """Write an int8 copy of the float model `src` (onnxruntime static quantization, QDQ, per-channel
+    weights): twice as fast on one core (2.7 -> 1.3 ms a look on a sensor crop), no measurable change in
+    accuracy (docs/matcher.md). The activation ranges are calibrated on prepared crops of the extra sets
+    (UPEK, native and as the sensor sends it; every `every`-th image), which no benchmark uses."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from fpverify.matcher.features import Features, prepare
+
+    crops = []
+    for name in EXTRA_SETS:
+        if not (root / name).is_dir():
+            continue
+        dpi = datasets.dpi_of(name)
+        for img in list(datasets.load_set(root, name).values())[::every]:
+            for im, d in ((img, dpi), (datasets.to_sensor(img, dpi), 500)):
+                p = prepare(im, d)
+                if not isinstance(p, Features):
+                    crops.append(net_input(p.norm, p.enhanced, p.mask)[None])
+    if not crops:
+        raise ValueError(f"no calibration images ({', '.join(EXTRA_SETS)}) under {root}")
+
+    class Crops(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(crops)
+
+        def get_next(self):
+            x = next(self.left, None)
+            return None if x is None else {"x": x}
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    root_log = logging.getLogger()
+    level = root_log.level
+    root_log.setLevel(logging.ERROR)  # its advice to pre-process the graph first: measured, not needed
+    try:
+        quantize_static(str(src), str(dst), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    finally:
+        root_log.setLevel(level)
+    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    meta["fpverify.quantized"] = f"int8 (QDQ, per-channel), calibrated on {len(crops)} crops of {','.join(EXTRA_SETS)}"
+    m = onnx.load(str(dst))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(dst))
+    return meta
+
+
 def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, channels: int = 32,
         seed: int = 0, echo: Callable[[str], None] = print) -> dict:
     from importlib.metadata import version
@@ -255,6 +312,8 @@ def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, ch
         "fpverify.torch": torch.__version__,
     }
     export(model, out, meta)
-    summary = {"model": str(out), "images": len(samples), "seconds": time.time() - t0, "metadata": meta, "history": history}
+    quantize(out, int8_path(out), root)  # what stations run (learned.SHIPPED is such a copy)
+    summary = {"model": str(out), "int8": str(int8_path(out)), "images": len(samples), "seconds": time.time() - t0,
+               "metadata": meta, "history": history}
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary

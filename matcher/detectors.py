@@ -103,6 +103,7 @@ class LearnedDetector:
             "model": self.model or learned.SHIPPED,
             "training_sets": [t for t in meta.get("fpverify.training_sets", "").split(",") if t],
             "held_out": meta.get("fpverify.held_out", ""),
+            "quantized": meta.get("fpverify.quantized", ""),
             "flips": self.flips,
         }
 

@@ -110,7 +110,8 @@ def enhance(
     lo = base.astype(np.int64) % n
     nearest = np.argmin(np.abs(periods.ravel()[pix, None] - bins), axis=-1)
     # every pixel takes two (bank, orientation) responses with linear weights
-    keys = np.concatenate([nearest * n + lo, nearest * n + (lo + 1) % n])
+    # int16 keys (banks x orientations < 32768): numpy sorts them by radix, several times faster
+    keys = np.concatenate([nearest * n + lo, nearest * n + (lo + 1) % n]).astype(np.int16)
     pixels = np.concatenate([pix, pix])
     weights = np.concatenate([1.0 - frac, frac])
     order = np.argsort(keys, kind="stable")
@@ -125,4 +126,7 @@ def enhance(
         response = cv2.idft(spectrum * transfer, flags=cv2.DFT_REAL_OUTPUT)[:hs, :ws].ravel()
         sel = pixels[a:e]
         out[sel] += weights[a:e] * response[sel]
-    return cv2.resize(out.reshape(hs, ws), (w, h), interpolation=cv2.INTER_CUBIC)
+    out = out.reshape(hs, ws)
+    if (hs, ws) == (h, w):
+        return out
+    return cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)

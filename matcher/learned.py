@@ -25,7 +25,7 @@ from fpverify.matcher.params import ExtractionParams
 
 STRIDE = 4  # output grid, pixels of the 500-dpi image
 CHANNELS = 3
-SHIPPED = "minutiae-student.onnx"  # in matcher/models
+SHIPPED = "minutiae-student-int8.onnx"  # in matcher/models: the int8 copy of minutiae-student.onnx
 
 
 def net_input(norm: np.ndarray, enhanced: np.ndarray, mask: np.ndarray) -> np.ndarray:

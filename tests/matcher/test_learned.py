@@ -189,3 +189,21 @@ def test_training_runs_exports_and_loads(tmp_path):
     assert learned.model_metadata(str(path))["fpverify.held_out"] == "none"
     f = extract_features(samples and synth.impression(synth.generate_finger(7), 0)[0], params=params)
     assert f.minutiae.shape[1] == 5  # an untrained net may find nothing, but it must run end to end
+
+    # the int8 copy: calibrated on the extra set's crops, metadata kept, answers close to the float net's
+    from PIL import Image
+
+    root = tmp_path / "sets"
+    with pytest.raises(ValueError, match="no calibration images"):
+        tx.quantize(path, tmp_path / "q.onnx", root)
+    (root / "upek_16x8").mkdir(parents=True)
+    for k in range(4):
+        Image.fromarray(synth.impression(synth.generate_finger(8), k)[0]).save(root / "upek_16x8" / f"1_{k + 1}.png")
+    meta = tx.quantize(path, tx.int8_path(path), root, every=1)
+    q = str(tx.int8_path(path))
+    assert q.endswith("m-int8.onnx") and "calibrated on 8 crops" in meta["fpverify.quantized"]
+    assert learned.model_metadata(q)["fpverify.held_out"] == "none"
+    x = samples[0].x
+    want = learned.run(x[0], x[1], x[2].astype(bool), str(path), flips=False)
+    got = learned.run(x[0], x[1], x[2].astype(bool), q, flips=False)
+    assert np.abs(got - want).max() < 0.1 * (np.abs(want).max() + 1e-6)
