@@ -26,6 +26,7 @@ from fpverify.matcher.params import ExtractionParams
 STRIDE = 4  # output grid, pixels of the 500-dpi image
 CHANNELS = 3
 SHIPPED = "minutiae-student-int8.onnx"  # in matcher/models: the int8 copy of minutiae-student.onnx
+TRAINED = "minutiae-student.onnx"  # the float network it was quantized from (benchmark baselines)
 
 
 def net_input(norm: np.ndarray, enhanced: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -143,6 +144,11 @@ def _session(path: str):
         return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
         raise ValueError(f"not a usable minutia model ({path or SHIPPED}): {e}") from e
+
+
+def float_model() -> str:
+    """Path of the shipped network before quantization (a benchmark's baseline)."""
+    return str(resources.files("fpverify.matcher.models").joinpath(TRAINED))
 
 
 def model_metadata(path: str = "") -> dict[str, str]:

@@ -122,7 +122,7 @@ def score_set(templates: dict, advance: Callable[[int], None]) -> SetScores:
     keys = list(templates)
     for t in templates.values():  # descriptors are built once per template, not timed per compare
         if t is not None:
-            _ = t.geometry
+            _ = t.geometry, t.desc_t
     for a in range(len(keys)):
         ka = keys[a]
         row = 0

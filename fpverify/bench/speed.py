@@ -39,6 +39,9 @@ def run(root: Path, out: Path, gallery_size: int, n_probes: int, images_per_set:
 
     from fpverify import matcher
     from fpverify.bench import datasets
+    from fpverify.matcher.detectors import FusedDetector
+    from fpverify.matcher.learned import float_model
+    from fpverify.matcher.params import ExtractionParams
 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(12345)
@@ -66,27 +69,35 @@ def run(root: Path, out: Path, gallery_size: int, n_probes: int, images_per_set:
                     # What a verification pays for a stored template: parse + descriptors.
                     t0 = time.perf_counter()
                     t = matcher.Template.from_bytes(t.to_bytes())
-                    _ = t.geometry
+                    _ = t.geometry, t.desc_t
                     prepare_ms.append((time.perf_counter() - t0) * 1e3)
                     mine.append(t)
                 progress.advance(task)
             templates += mine
             by_set.append(mine)
 
-        # 1b. Extraction of the same images as a station's sensor sends them (256x288, 4 bits a pixel).
-        sensor_ms = []
+        # 1b. Extraction of the same images as a station's sensor sends them (256x288, 4 bits a pixel),
+        # alternating with the baseline: one look of the float network (the extractor before 2026-12-07).
+        sensor_ms, single_ms, sensor_by_set = [], [], []
+        baseline = ExtractionParams(detector=FusedDetector(model=float_model(), flips=False))
         task = progress.add_task("extract (sensor images)", total=len(sets) * images_per_set)
         for name in sets:
             imgs = sorted(datasets.load_set(root, name).items(), key=lambda kv: (kv[0][1], kv[0][0]))[:images_per_set]
+            mine = []
             for _, img in imgs:
                 img = datasets.to_sensor(img, datasets.dpi_of(name))
-                t0 = time.perf_counter()
-                try:
-                    matcher.extract(img)
-                except ValueError:
-                    pass
-                sensor_ms.append((time.perf_counter() - t0) * 1e3)
+                for params, times in ((None, sensor_ms), (baseline, single_ms)):
+                    t0 = time.perf_counter()
+                    try:
+                        t = matcher.extract(img, extraction=params)
+                    except ValueError:
+                        t = None
+                    times.append((time.perf_counter() - t0) * 1e3)
+                    if params is None and t is not None:
+                        _ = t.geometry, t.desc_t
+                        mine.append(t)
                 progress.advance(task)
+            sensor_by_set.append(mine)
 
         # 2. 1:1 compare, all pairs within each set.
         compare_us = []
@@ -97,6 +108,13 @@ def run(root: Path, out: Path, gallery_size: int, n_probes: int, images_per_set:
             matcher.compare(a, b)
             compare_us.append((time.perf_counter_ns() - t0) / 1e3)
             progress.advance(task)
+        compare_sensor_us = []  # the station's case: templates of sensor images
+        for ts in sensor_by_set:
+            for i, a in enumerate(ts):
+                for b in ts[i + 1 :]:
+                    t0 = time.perf_counter_ns()
+                    matcher.compare(a, b)
+                    compare_sensor_us.append((time.perf_counter_ns() - t0) / 1e3)
 
         # 3. Gallery of rigidly moved variants.
         gallery = matcher.Gallery(threads=1)
@@ -133,7 +151,9 @@ def run(root: Path, out: Path, gallery_size: int, n_probes: int, images_per_set:
     results = {
         "extract_ms_median": float(np.median(extract_ms)),
         "extract_sensor_ms_median": float(np.median(sensor_ms)),
+        "extract_sensor_one_look_float_ms_median": float(np.median(single_ms)),
         "compare_us_median": float(np.median(compare_us)),
+        "compare_sensor_us_median": float(np.median(compare_sensor_us)),
         "search_per_s": {"numpy": gallery_size / med["numpy"], "onnx": gallery_size / med["onnx"]},
         "gallery_size": gallery_size,
     }
@@ -149,8 +169,10 @@ BLAS/OpenMP threads = 1 (environment), onnxruntime intra_op_num_threads = 1.
 |---|---|
 | extraction (image -> template) | {results['extract_ms_median']:.1f} ms |
 | extraction of the same images as the sensor sends them (256x288, 4 bits) | {results['extract_sensor_ms_median']:.1f} ms (x{results['extract_sensor_ms_median'] / results['extract_ms_median']:.2f}) |
+| baseline, same images, alternating: one look of the float network (before 2026-12-07) | {results['extract_sensor_one_look_float_ms_median']:.1f} ms (flips and int8: x{results['extract_sensor_ms_median'] / results['extract_sensor_one_look_float_ms_median']:.2f}) |
 | stored template -> ready to compare (parse + cylinders) | {float(np.median(prepare_ms)):.2f} ms |
 | 1:1 compare ({len(compare_us)} pairs, cylinders ready) | {results['compare_us_median']:.0f} µs |
+| 1:1 compare of sensor-image templates ({len(compare_sensor_us)} pairs) | {results['compare_sensor_us_median']:.0f} µs |
 | 1:N first stage, numpy | {results['search_per_s']['numpy']:,.0f} comparisons/s ({1e3 * med['numpy']:.1f} ms a search) |
 | 1:N first stage, onnxruntime | {results['search_per_s']['onnx']:,.0f} comparisons/s ({1e3 * med['onnx']:.1f} ms a search) |
 | 1:N search incl. re-ranking the best 40 with 1:1 compare (numpy) | {1e3 * med['search']:.1f} ms a search |
