@@ -15,7 +15,9 @@ ROLES = {"supervisor": "supervisor", "auditor": "auditor", "admin": "sysadmin", 
 NAMES = ["王芳", "李伟", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "黄强", "周婷", "吴军", "徐娜", "孙杰", "马超",
          "朱琳", "胡斌", "郭颖", "何平", "林涛", "罗欣", "高峰", "郑浩"]
 ENROLLED_FINGER = 2  # ISO position: right index
-ENROLL_PRESSES = 3  # impressions 0-2 of a finger are its enrollment presses
+# impressions 0-2 of a finger are its enrollment presses: the demo enrolls 3, quicker to watch; stations
+# ask for edge.wire.ENROLL_PRESSES (5) unless told otherwise
+ENROLL_PRESSES = 3
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""Research (issue 17 part 3, docs/matcher.md "Speed of the kernels"): the 1:1 compare of now against
+the compare of commit 14a4de4 (before the vectorised relaxation), on the same templates in one process,
+timed alternately pair by pair. Run from the project root (it reads the old kernels from git):
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/research/compare_speed_before.py
+"""
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fpverify import matcher
+from fpverify.bench import datasets
+from fpverify.matcher import matching
+
+BEFORE = "14a4de4"
+src = subprocess.run(["git", "show", f"{BEFORE}:matcher/kernels.py"], capture_output=True, text=True, check=True).stdout
+path = Path(tempfile.mkdtemp()) / "kernels_before.py"
+path.write_text(src.replace('"cache": True', '"cache": False'))
+spec = importlib.util.spec_from_file_location("kernels_before", path)
+old_kernels = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(old_kernels)
+
+
+def before(a, b, fp, ip):
+    """compare() as it was: a transposed view for the product, the old kernels."""
+    la, lb = a.local, b.local
+    ga, ba = a.valid_grid
+    gb, bb = b.valid_grid
+    return float(old_kernels.consolidate(la.desc @ lb.desc.T, la.xy, la.unit, a.geometry, ga, ba, lb.xy, lb.unit,
+                                         b.geometry, gb, bb, fp, ip))
+
+
+root = datasets.default_root()
+for cond in sys.argv[1:] or ("sensor", "native"):
+    by_set = []
+    for name in datasets.available_sets(root):
+        images, dpi = datasets.load_condition(root, name, cond)
+        mine = []
+        for _, img in sorted(images.items(), key=lambda kv: (kv[0][1], kv[0][0]))[:16]:
+            try:
+                t = matcher.extract(img, dpi=dpi)
+            except ValueError:
+                continue
+            _ = t.geometry, t.desc_t
+            mine.append(t)
+        by_set.append(mine)
+    pairs = [(a, b) for ts in by_set for i, a in enumerate(ts) for b in ts[i + 1:]]
+    fp, ip = matching._packed(pairs[0][0].params)
+    for a, b in pairs[:50]:  # compile and warm both
+        before(a, b, fp, ip)
+        matcher.compare(a, b)
+    t_old, t_new, diff = [], [], 0.0
+    for a, b in pairs:
+        t0 = time.perf_counter_ns()
+        so = before(a, b, fp, ip)
+        t1 = time.perf_counter_ns()
+        sn = matcher.compare(a, b)
+        t2 = time.perf_counter_ns()
+        t_old.append(t1 - t0)
+        t_new.append(t2 - t1)
+        diff = max(diff, abs(so - sn))
+    m_old, m_new = np.median(t_old) / 1e3, np.median(t_new) / 1e3
+    print(f"{cond}: {len(pairs)} pairs, median compare {m_old:.1f} µs before -> {m_new:.1f} µs now "
+          f"(x{m_new / m_old:.2f}); max |score difference| {diff:.1e}")
