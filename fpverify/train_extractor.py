@@ -249,7 +249,8 @@ def quantize(src: Path, dst: Path, root: Path, every: int = 4) -> dict[str, str]
                 if not isinstance(p, Features):
                     crops.append(net_input(p.norm, p.enhanced, p.mask)[None])
     if not crops:
-        raise ValueError(f"no calibration images ({', '.join(EXTRA_SETS)}) under {root}")
+        raise ValueError(f"no calibration images ({', '.join(EXTRA_SETS)}) under {root}: set FPVERIFY_DATASETS "
+                         "(or --datasets) to the folder holding them")
 
     class Crops(CalibrationDataReader):
         def __init__(self) -> None:

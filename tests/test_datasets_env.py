@@ -23,7 +23,10 @@ READERS = [
     (["bench", "speed"], None),
     (["bench", "synth"], None),
     (["train", "extractor"], "torch"),
+    (["train", "quantize"], None),
 ]
+# options a command needs besides --datasets and --out
+EXTRA = {("train", "quantize"): ["--model", str(ROOT / "matcher" / "models" / "minutiae-student.onnx")]}
 
 
 def _fpverify(args: list[str], cwd, env_datasets: str | None) -> subprocess.CompletedProcess:
@@ -72,7 +75,7 @@ def test_missing_sets_named_with_the_setting(tmp_path, args, needs):
         pytest.importorskip(needs)
     absent = tmp_path / "no-such-folder"
     r = _fpverify(
-        [*args, "--out", str(tmp_path / "out.onnx" if args[0] == "train" else tmp_path / "out")],
+        [*args, *EXTRA.get(tuple(args), []), "--out", str(tmp_path / "out.onnx" if args[0] == "train" else tmp_path / "out")],
         cwd=tmp_path,
         env_datasets=str(absent),
     )
