@@ -238,6 +238,7 @@ def quantize(src: Path, dst: Path, root: Path, every: int = 4) -> dict[str, str]
 
     from fpverify.matcher.features import Features, prepare
 
+    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}  # a file that is no model fails here
     crops = []
     for name in EXTRA_SETS:
         if not (root / name).is_dir():
@@ -269,7 +270,6 @@ def quantize(src: Path, dst: Path, root: Path, every: int = 4) -> dict[str, str]
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     finally:
         root_log.setLevel(level)
-    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
     meta["fpverify.quantized"] = f"int8 (QDQ, per-channel), calibrated on {len(crops)} crops of {','.join(EXTRA_SETS)}"
     m = onnx.load(str(dst))
     del m.metadata_props[:]

@@ -219,6 +219,7 @@ def test_calibration_normalises_each_template_by_another_years_presses(synthetic
     ("args", "message"),
     [
         (["desk", "--enroll", "0"], "--enroll must be at least 1"),
+        (["desk", "--fingers", "0"], "--fingers must be at least 1"),
         (["desk", "--condition", "dry"], "condition must be native or sensor"),
         (["desk", "--enroll", "4"], "no retry"),
         (["calibrate"], "calibration needs all 12 FVC sets"),

@@ -207,3 +207,17 @@ def test_training_runs_exports_and_loads(tmp_path):
     want = learned.run(x[0], x[1], x[2].astype(bool), str(path), flips=False)
     got = learned.run(x[0], x[1], x[2].astype(bool), q, flips=False)
     assert np.abs(got - want).max() < 0.1 * (np.abs(want).max() + 1e-6)
+
+
+def test_quantize_refuses_a_file_that_is_no_model(tmp_path):
+    """`fpverify train quantize` on junk: one error line and exit 2, no traceback, nothing written."""
+    from typer.testing import CliRunner
+
+    from fpverify.cli import app
+
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    res = CliRunner().invoke(app, ["train", "quantize", "--model", str(junk), "--out", str(tmp_path / "q.onnx")])
+    assert res.exit_code == 2 and "could not be quantized" in res.output, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert not (tmp_path / "q.onnx").exists()
