@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from fpverify.edge.wire import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES
+from fpverify.edge.presses import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES
 
 DEFAULT_CONFIG = os.environ.get("FPVERIFY_EDGE_CONFIG", "/etc/fpverify/edge.toml")
 

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from fpverify.edge.presses import ENROLL_PRESSES, MAX_PRESSES, MIN_PRESSES  # noqa: F401  (re-exported)
+
 WIRE_VERSION = 1
 TOPIC_ROOT = "fpverify/v1/devices"
 
@@ -261,14 +263,6 @@ class Consent(_Msg):
     given_at: AwareDatetime
     scope: str = Field(min_length=1, max_length=200)
     witnessed_by: str = Field(min_length=1, max_length=64)  # operator id
-
-
-# Presses enrolled a finger. Five by default: against three, they cut the desk's false rejects after
-# one retry at fmr_1e-4 from 1.7 to 0.4 % (held out, sensor condition; docs/matcher.md "Desk"), for
-# two more presses once at enrollment. Three is the least the registry takes.
-ENROLL_PRESSES = 5
-MIN_PRESSES = 3
-MAX_PRESSES = 10
 
 
 class EnrolledFinger(_Msg):

@@ -46,14 +46,10 @@ def compare(a: Template, b: Template, params: MatchParams | None = None) -> floa
 
 
 _PACKED: dict[MatchParams, tuple[np.ndarray, np.ndarray]] = {}
-_LAST: list = [None]  # (params, packed) of the last call
 
 
 def _packed(p: MatchParams) -> tuple[np.ndarray, np.ndarray]:
     """The consolidation parameters as the two arrays `kernels.consolidate` takes."""
-    last = _LAST[0]
-    if last is not None and last[0] is p:  # the same params object: skip hashing its 20 fields
-        return last[1]
     got = _PACKED.get(p)
     if got is None:
         fp = np.array(
@@ -65,5 +61,4 @@ def _packed(p: MatchParams) -> tuple[np.ndarray, np.ndarray]:
         )  # fmt: skip
         ip = np.array([p.n_relax_pairs, p.relax_iters, p.min_np, p.max_np, p.min_overlap, p.pair_refine], np.int64)
         got = _PACKED[p] = (fp, ip)
-    _LAST[0] = (p, got)
     return got

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from fpverify.edge.presses import ENROLL_PRESSES
 from fpverify.edge.prompts import Prompt, Step
-from fpverify.edge.wire import ENROLL_PRESSES
 
 
 @dataclass

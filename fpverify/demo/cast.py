@@ -16,7 +16,7 @@ NAMES = ["王芳", "李伟", "张敏", "刘洋", "陈静", "杨磊", "赵丽", "
          "朱琳", "胡斌", "郭颖", "何平", "林涛", "罗欣", "高峰", "郑浩"]
 ENROLLED_FINGER = 2  # ISO position: right index
 # impressions 0-2 of a finger are its enrollment presses: the demo enrolls 3, quicker to watch; stations
-# ask for edge.wire.ENROLL_PRESSES (5) unless told otherwise
+# ask for edge.presses.ENROLL_PRESSES (5) unless told otherwise
 ENROLL_PRESSES = 3
 
 
