@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from fpverify.server.cli_db import database_command
+
 server_app = typer.Typer(no_args_is_help=True, help="The registry: API, ingestion, users, devices, audit, backups.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
 server_app.add_typer(audit_app, name="audit")
@@ -40,6 +42,7 @@ def _db(url: str | None):
 
 
 @server_app.command()
+@database_command
 def run(host: str = typer.Option(None, help="default: FPVERIFY_API_HOST"),
         port: int = typer.Option(None, help="default: FPVERIFY_API_PORT"),
         ingest: bool = typer.Option(True, help="also run the MQTT ingest worker (FPVERIFY_MQTT_*)"),
@@ -74,6 +77,7 @@ def check_cmd() -> None:
 
 
 @server_app.command("migrate")
+@database_command
 def migrate_cmd(revision: str = "head", database_url: str = DbOpt) -> None:
     """Apply the Alembic migrations (alembic upgrade head)."""
     db = _db(database_url)
@@ -82,6 +86,7 @@ def migrate_cmd(revision: str = "head", database_url: str = DbOpt) -> None:
 
 
 @server_app.command("create-user")
+@database_command
 def create_user(username: str = typer.Option(...), role: str = typer.Option(..., help="sysadmin|enroller|auditor|supervisor"),
                 password: str = typer.Option(None, help="default: FPVERIFY_NEW_PASSWORD or a prompt"),
                 database_url: str = DbOpt) -> None:
@@ -107,6 +112,7 @@ def create_user(username: str = typer.Option(...), role: str = typer.Option(...,
 
 
 @server_app.command("add-device")
+@database_command
 def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...), name: str = typer.Option(None),
                database_url: str = DbOpt) -> None:
     """Register a station (creating the site if needed) and print its feed token ONCE.
@@ -129,6 +135,7 @@ def add_device(site: str = typer.Option(...), device_id: str = typer.Option(...)
 
 
 @audit_app.command("verify")
+@database_command
 def audit_verify(database_url: str = DbOpt) -> None:
     """Check the audit chain; exit 1 and name the first bad row if it was edited or cut."""
     from fpverify.server import audit
@@ -156,6 +163,7 @@ def _key(key_file: Path | None) -> bytes:
 
 
 @server_app.command("backup")
+@database_command
 def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Option(None),
                database_url: str = DbOpt) -> None:
     """Write an encrypted (AES-256-GCM) backup of every table."""
@@ -171,6 +179,7 @@ def backup_cmd(out: Path = typer.Option(..., "--out"), key_file: Path = typer.Op
 
 
 @server_app.command("restore")
+@database_command
 def restore_cmd(file: Path = typer.Argument(..., exists=True, dir_okay=False), key_file: Path = typer.Option(None),
                 migrate: bool = typer.Option(True),
                 database_url: str = DbOpt) -> None:
@@ -199,6 +208,7 @@ def new_backup_key(path: Path) -> None:
 
 
 @server_app.command("partitions")
+@database_command
 def partitions_cmd(database_url: str = DbOpt) -> None:
     """Create the monthly partitions of the results ahead (FPVERIFY_RETENTION__MONTHS_AHEAD; PostgreSQL)."""
     import logging
@@ -218,6 +228,7 @@ def partitions_cmd(database_url: str = DbOpt) -> None:
 
 
 @server_app.command("retention")
+@database_command
 def retention_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="count what would go; change nothing"),
                   database_url: str = DbOpt) -> None:
     """Delete verification records older than FPVERIFY_RETENTION__RESULTS_MONTHS (audited)."""
@@ -233,6 +244,7 @@ def retention_cmd(dry_run: bool = typer.Option(False, "--dry-run", help="count w
 
 
 @server_app.command("cohort-backfill")
+@database_command
 def cohort_backfill_cmd(
         dry_run: bool = typer.Option(False, "--dry-run", help="compute and count; change nothing"),
         recompute: bool = typer.Option(False, "--recompute",
@@ -244,28 +256,16 @@ def cohort_backfill_cmd(
     get them through the template feed). Batches commit as they go: a rerun continues."""
     import logging
 
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
     from fpverify.server.ops import cohort_backfill
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    url = database_url or _settings().database_url
     try:
-        db = _db(url)
+        db = _db(database_url)
         with db.session() as s:
             report = cohort_backfill.run(s, db.settings.cohort_size, dry_run=dry_run, recompute=recompute,
                                          limit=limit)
     except cohort_backfill.BackfillError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except SQLAlchemyError as exc:  # unreachable, refused, not migrated, a bad URL
-        try:
-            where = make_url(url).render_as_string(hide_password=True)
-        except SQLAlchemyError:
-            where = "(unparsable URL)"
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        typer.echo(f"error: database {where}: {reason}", err=True)
         raise typer.Exit(2) from None
     typer.echo(report.summary())
 

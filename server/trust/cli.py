@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from fpverify.server.cli_db import database_command
+
 pki_app = typer.Typer(no_args_is_help=True, help="The registry CA: device certificates, revocation, CRL.")
 
 
@@ -26,6 +28,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2) from None
 
 
+@database_command
 def provision_device_cmd(
         site: str = typer.Option(..., "--site", help="site id (certificate OU)"),
         name: str = typer.Option(..., "--name", help="device id (certificate CN, MQTT user and topic)"),
