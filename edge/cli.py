@@ -62,7 +62,7 @@ def _sigterm_exits() -> None:
 
 @edge_app.command("run")
 def run(config: str = ConfigOpt, verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
-    """Run the station: cards from the kiosk page and the HIS ([kiosk], [his]), else from the card
+    """Run the station: cards from the kiosk page and the HIS (config sections kiosk, his), else from the card
     socket (station.card_socket) or stdin, one per line."""
     from fpverify.edge.station import CardSocket, stdin_cards
     from fpverify.edge.workflow import ConsoleDisplay

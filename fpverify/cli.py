@@ -42,7 +42,14 @@ _register_parts()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except OSError as exc:
+        # What reaches here is the machine's, not a bug: a folder that cannot be made, a full disk, no
+        # permission, a refused connection. Name it in one line (commands catch what they can first).
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -279,6 +279,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
     ) -> None:
         """Extraction ms, 1:1 µs, 1:N comparisons/s (numpy and onnxruntime) on one core."""
         _set_names(datasets, "")  # a clear error here rather than a traceback from the child process
+        out.mkdir(parents=True, exist_ok=True)  # likewise (fpverify.cli.main names an OSError)
         # One core: BLAS/OpenMP pools are sized when numpy loads, so run in a fresh process.
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",

@@ -163,6 +163,7 @@ def run(
     extraction: ExtractionParams | None = None,
     cohort: bool = False,
 ) -> dict:
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     extraction = extraction or ExtractionParams()
     years: dict[str, Year] = {}
     for y in ("2000", "2002", "2004"):
@@ -209,7 +210,6 @@ def run(
             "fit": {"THRESHOLDS": t_y, "TAIL_SCALE": s_y, "impostor_comparisons": int(sum(map(len, train)))},
             "check": check_year(yr, t_y, s_y, enroll),
         }
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2))
     (out / "report.md").write_text(report(res))
     return res

@@ -255,6 +255,7 @@ def run(
         raise ValueError("--enroll must be at least 1")
     if fingers_per_card < 1:
         raise ValueError("--fingers must be at least 1")
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     extraction = extraction or ExtractionParams()
     loaded: dict[str, dict] = {}
 
@@ -303,7 +304,6 @@ def run(
             "pooled": fitted(f, everything, False),
         },
     }
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "report.md").write_text(report(results))
     return results

@@ -180,6 +180,7 @@ def run(
 ) -> dict:
     from fpverify import matcher
 
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     thr_name = point
     n_rec = recall_size or gallery_size  # the gallery the recall is emulated for
     # the registry's threshold for an enrollment of 3 impressions against n_rec templates
@@ -211,7 +212,6 @@ def run(
     _headline(res)
     res["ratio_to_baseline"] = sp["first_stage_per_s"] / sp["baseline_per_s"]
     res["bench_s"] = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2))
     (out / "report.md").write_text(report(res))
     return res
@@ -378,6 +378,7 @@ def register(bench) -> None:
         if not available_sets(datasets):
             typer.echo(f"error: {missing(datasets)}", err=True)
             raise typer.Exit(2)
+        out.mkdir(parents=True, exist_ok=True)  # an unwritable --out: one line (fpverify.cli.main), not the child's traceback
         env = dict(os.environ)  # one thread a pool: rates are per core (pools are sized when numpy loads)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             env[var] = "1"
