@@ -52,7 +52,7 @@ for cond in sys.argv[1:] or ("sensor", "native"):
             mine.append(t)
         by_set.append(mine)
     pairs = [(a, b) for ts in by_set for i, a in enumerate(ts) for b in ts[i + 1:]]
-    fp, ip = pairs[0][0].packed_params
+    fp, ip = matching._packed(pairs[0][0].params)
     for a, b in pairs[:50]:  # compile and warm both
         before(a, b, fp, ip)
         matcher.compare(a, b)
