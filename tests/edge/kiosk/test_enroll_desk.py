@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fpverify.edge.presses import ENROLL_PRESSES
 from tests.edge.helpers import DELEGATE, HOLDER
 from tests.edge.kiosk.helpers import HIS_TOKEN, close_desk, make_desk, tip_only
 from tests.edge.registry_stub_server import RegistryServer
@@ -144,8 +145,10 @@ def test_enrollment_in_the_browser(enroll_desk, registry, fingers, lang):
             page.set_default_timeout(60000)
             page.goto(f"{enroll_desk.url}?lang={lang}")
             enroll_desk.hand.delay_s = 1.0
-            enroll_desk.hand.queue(*fingers[HOLDER][:3], *fingers[DELEGATE][:3])
-            job = start(enroll_desk)
+            # the screenshots show what a desk asks for (ENROLL_PRESSES); the check itself takes 3 for time
+            presses = ENROLL_PRESSES if folder else 3
+            enroll_desk.hand.queue(*(fingers[HOLDER] * 2)[:presses], *(fingers[DELEGATE] * 2)[:presses])
+            job = start(enroll_desk, impressions=presses)
             page.wait_for_selector("body[data-screen='consent'] #action-agree")
             assert page.inner_text("#action-agree") == ("同意" if lang == "zh_CN" else "I agree")
             if folder:
