@@ -18,6 +18,8 @@ Per set (same protocol as `bench accuracy`: 280 genuine, 2880 all-pairs impostor
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +30,8 @@ from fpverify.bench import accuracy, datasets, metrics
 RADIUS = 10.0  # px at 500 dpi: about one ridge period
 ANGLE_TOL = np.deg2rad(30.0)
 _ENDING, _BIFURCATION = 1, 2  # our template type codes (ISO 19794-2)
+
+log = logging.getLogger(__name__)
 
 
 def _leader():
@@ -75,9 +79,14 @@ def cache_file(cache: Path | None, name: str) -> Path | None:
 
 
 def teacher_all(images: dict, dpi: int, cache_file: Path | None, advance) -> tuple[dict, list[float]]:
-    """LEADER minutiae of every image ({key: (N, 5) template rows}) and its ms per image; cached per set."""
-    cached = json.loads(cache_file.read_text()) if cache_file is not None and cache_file.exists() else {}
+    """LEADER minutiae of every image ({key: (N, 5) template rows}) and its ms per image; cached per set.
+
+    Several trainers share one cache (`train extractor --hold-out` per year, in parallel): the file is
+    rewritten only when something was added, and atomically, so a reader never sees half a file; an
+    unreadable one is derived data and is recomputed."""
+    cached = _read_cache(cache_file)
     out, times = {}, []
+    added = False
     for key, img in images.items():
         k = f"{key[0]}_{key[1]}"
         if k in cached:
@@ -88,11 +97,27 @@ def teacher_all(images: dict, dpi: int, cache_file: Path | None, advance) -> tup
             out[key] = teacher_minutiae(img, dpi)
             times.append((time.perf_counter() - t0) * 1e3)
             cached[k] = {"m": out[key].round(3).tolist(), "ms": times[-1]}
+            added = True
         advance()
-    if cache_file is not None:
+    if cache_file is not None and added:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps(cached))
+        part = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(cached))
+        os.replace(part, cache_file)
     return out, times
+
+
+def _read_cache(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
+    except (OSError, ValueError) as e:  # e.g. cut short by a full disk or an older, non-atomic writer
+        log.warning("teacher cache %s is unreadable (%s): computing it again", path, e)
+        return {}
 
 
 def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, fingers: int = 0) -> dict:

@@ -86,3 +86,35 @@ def test_teacher_bench_on_two_fingers(datasets_dir, tmp_path):
     # the second run reads LEADER's minutiae from the cache and gives the same figures
     again = teacher.run(datasets_dir, [name], tmp_path / "out2", cache=tmp_path / "cache", fingers=2)
     assert again["sets"][name]["teacher_allpairs_EER"] == r["teacher_allpairs_EER"]
+
+
+def test_teacher_cache_is_shared_safely(tmp_path, monkeypatch, caplog):
+    """Trainers of several held-out years share one cache: it is written only when something was added,
+    in one step (no half-written file for a reader), and an unreadable one is computed again."""
+    calls = []
+
+    def fake_leader(img, dpi):
+        calls.append(int(img[0, 0]))
+        return np.array([[float(img[0, 0]), 2.0, 0.5, 0.9, 1.0]])
+
+    monkeypatch.setattr(teacher, "teacher_minutiae", fake_leader)
+    images = {(101, k): np.full((8, 8), k, np.uint8) for k in (1, 2, 3)}
+    path = tmp_path / "cache" / "teacher-x-set.json"
+    first, _ = teacher.teacher_all(images, 500, path, lambda: None)
+    assert calls == [1, 2, 3] and path.exists()
+    written = path.stat().st_mtime_ns
+    # everything cached: nothing computed, the file left as it is (another trainer may be reading it)
+    again, _ = teacher.teacher_all(images, 500, path, lambda: None)
+    assert calls == [1, 2, 3] and path.stat().st_mtime_ns == written
+    assert all(np.array_equal(first[k], again[k]) for k in images)
+    # one more image: only it is computed, the rest kept
+    images[(101, 4)] = np.full((8, 8), 4, np.uint8)
+    teacher.teacher_all(images, 500, path, lambda: None)
+    assert calls == [1, 2, 3, 4] and len(json.loads(path.read_text())) == 4
+    assert not list(path.parent.glob("*.part"))
+    # cut short (a full disk, an older writer): a warning, computed again, repaired
+    path.write_text(path.read_text()[:40])
+    with caplog.at_level("WARNING"):
+        out, _ = teacher.teacher_all(images, 500, path, lambda: None)
+    assert calls[4:] == [1, 2, 3, 4] and "unreadable" in caplog.text
+    assert len(json.loads(path.read_text())) == 4 and out[(101, 2)][0, 0] == 2.0
