@@ -216,12 +216,16 @@ class CardSocket:
         self.sock: socket.socket | None = None
 
     def serve_forever(self) -> None:
+        # Bound and listening under a temporary name, then renamed into place: the path appears only
+        # when a connect succeeds (a reader service racing the start got "connection refused").
+        part = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            part.unlink()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(self.path))
-        os.chmod(self.path, 0o660)
+        self.sock.bind(str(part))
+        os.chmod(part, 0o660)
         self.sock.listen(4)
+        os.replace(part, self.path)  # also takes the place of a socket left by an earlier run
         self.sock.settimeout(0.5)
         while not self._stop.is_set():
             try:

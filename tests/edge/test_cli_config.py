@@ -151,6 +151,8 @@ def test_card_socket_answers_each_card(tmp_path):
         assert [a.get("outcome") for a in answers[:2]] == ["card_blocked", "not_enrolled"]
         assert answers[2] == {"error": "card not read"}
         assert station.outbox.count() == 2
+        # the socket appears under its name only once listening (renamed into place), group-writable
+        assert sock_path.stat().st_mode & 0o777 == 0o660 and not list(tmp_path.glob(".card.sock.*"))
     finally:
         server.stop()
         thread.join(5)
