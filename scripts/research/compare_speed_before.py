@@ -56,25 +56,16 @@ for cond in sys.argv[1:] or ("sensor", "native"):
     for a, b in pairs[:50]:  # compile and warm both
         before(a, b, fp, ip)
         matcher.compare(a, b)
-    t_old, t_new, diff = [], [], 0.0
+    paths = {"old": lambda a, b: before(a, b, fp, ip), "new": matcher.compare}
+    times, diff = {"old": [], "new": []}, 0.0
     for k, (a, b) in enumerate(pairs * 2):
-        if k % 2:
+        score = {}
+        for name in ("old", "new") if k % 2 else ("new", "old"):
             t0 = time.perf_counter_ns()
-            so = before(a, b, fp, ip)
-            t1 = time.perf_counter_ns()
-            sn = matcher.compare(a, b)
-            t2 = time.perf_counter_ns()
-            t_old.append(t1 - t0)
-            t_new.append(t2 - t1)
-        else:
-            t0 = time.perf_counter_ns()
-            sn = matcher.compare(a, b)
-            t1 = time.perf_counter_ns()
-            so = before(a, b, fp, ip)
-            t2 = time.perf_counter_ns()
-            t_new.append(t1 - t0)
-            t_old.append(t2 - t1)
-        diff = max(diff, abs(so - sn))
+            score[name] = paths[name](a, b)
+            times[name].append(time.perf_counter_ns() - t0)
+        diff = max(diff, abs(score["old"] - score["new"]))
+    t_old, t_new = times["old"], times["new"]
     m_old, m_new = np.median(t_old) / 1e3, np.median(t_new) / 1e3
     print(f"{cond}: {len(pairs)} pairs x2, median compare {m_old:.1f} µs before -> {m_new:.1f} µs now "
           f"(x{m_new / m_old:.2f}); max |score difference| {diff:.1e}")
