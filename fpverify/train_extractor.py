@@ -43,27 +43,44 @@ def training_sets(root: Path, hold_out: str) -> list[str]:
     return [s for s in names if not any(f"fvc{y}_" in s for y in years)]
 
 
-def samples_of(root: Path, name: str, cache: Path | None, advance: Callable[[], None]) -> list[Sample]:
-    """Prepared inputs and the teacher's minutiae of every image of a set."""
+def samples_of(root: Path, name: str, cache: Path | None, advance: Callable[[], None],
+               sensor: bool = False) -> list[Sample]:
+    """Prepared inputs and the teacher's minutiae of every image of a set; with `sensor`, each image also
+    as the station's sensor sends it (`datasets.sensor_window`: 256x288, 4 bits), labelled with the
+    teacher's minutiae found on the full 8-bit image."""
     from fpverify.bench import teacher
-    from fpverify.matcher.features import Features, prepare
 
     images = datasets.load_set(root, name)
     dpi = datasets.dpi_of(name)
     labels, _ = teacher.teacher_all(images, dpi, teacher.cache_file(cache, name), advance)
     out = []
     for key, img in images.items():
-        p = prepare(img, dpi)
-        if isinstance(p, Features):  # no finger area: nothing to learn from
-            continue
-        t = labels[key]
-        h, w = p.mask.shape
-        pts = np.stack(
-            [t[:, 0] - p.x0, t[:, 1] - p.y0, np.mod(-t[:, 2], 2 * np.pi), (t[:, 4] == 2).astype(np.float64)], 1
-        ).reshape(-1, 4)
-        pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)]
-        out.append(Sample(net_input(p.norm, p.enhanced, p.mask), pts.astype(np.float32)))
+        views = [(img, dpi, 0, 0)]
+        if sensor:
+            win, top, left = datasets.sensor_window(img, dpi)
+            views.append((win, 500, left, top))
+        for im, d, ox, oy in views:
+            got = _sample(im, d, labels[key], ox, oy)
+            if got is not None:
+                out.append(got)
     return out
+
+
+def _sample(image: np.ndarray, dpi: int, teacher_rows: np.ndarray, ox: int, oy: int) -> Sample | None:
+    """One training sample: the prepared image and the teacher's minutiae (500-dpi rows, minus the
+    view's origin ox, oy) that fall inside its crop; None where no finger area is found."""
+    from fpverify.matcher.features import Features, prepare
+
+    p = prepare(image, dpi)
+    if isinstance(p, Features):  # no finger area: nothing to learn from
+        return None
+    t = teacher_rows
+    h, w = p.mask.shape
+    pts = np.stack(
+        [t[:, 0] - ox - p.x0, t[:, 1] - oy - p.y0, np.mod(-t[:, 2], 2 * np.pi), (t[:, 4] == 2).astype(np.float64)], 1
+    ).reshape(-1, 4)
+    pts = pts[(pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)]
+    return Sample(net_input(p.norm, p.enhanced, p.mask), pts.astype(np.float32))
 
 
 def targets(pts: np.ndarray, size: int, mask: np.ndarray, sigma: float = 1.0):
@@ -281,7 +298,7 @@ def quantize(src: Path, dst: Path, root: Path, every: int = 4) -> dict[str, str]
 
 
 def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, channels: int = 32,
-        seed: int = 0, echo: Callable[[str], None] = print) -> dict:
+        seed: int = 0, sensor_views: bool = False, echo: Callable[[str], None] = print) -> dict:
     from importlib.metadata import version
 
     import torch
@@ -295,7 +312,7 @@ def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, ch
     t0 = time.time()
     samples: list[Sample] = []
     for name in sets:
-        samples += samples_of(root, name, cache, lambda: None)
+        samples += samples_of(root, name, cache, lambda: None, sensor=sensor_views)
         echo(f"{name}: {len(samples)} images so far ({time.time() - t0:.0f} s)")
     history: list = []
 
@@ -311,6 +328,7 @@ def run(root: Path, hold_out: str, out: Path, cache: Path | None, steps: int, ch
         "fpverify.steps": str(steps),
         "fpverify.channels": str(channels),
         "fpverify.seed": str(seed),
+        "fpverify.sensor_views": str(sensor_views).lower(),
         "fpverify.torch": torch.__version__,
     }
     export(model, out, meta)

@@ -96,6 +96,12 @@ def finger_centre(image: np.ndarray) -> tuple[int, int]:
 
 def to_sensor(image: np.ndarray, dpi: int) -> np.ndarray:
     """What a 500-dpi ZFM/R307 sensor would send: 256x288 around the finger, 4 bits per pixel."""
+    return sensor_window(image, dpi)[0]
+
+
+def sensor_window(image: np.ndarray, dpi: int) -> tuple[np.ndarray, int, int]:
+    """`to_sensor`'s image and where its window starts (top, left) in the 500-dpi image, so that
+    500-dpi coordinates (a teacher's minutiae) map into the window by subtracting them."""
     import cv2
 
     img = image
@@ -109,4 +115,4 @@ def to_sensor(image: np.ndarray, dpi: int) -> np.ndarray:
     sy0, sx0 = max(0, top), max(0, left)
     sy1, sx1 = min(img.shape[0], top + h), min(img.shape[1], left + w)
     canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = img[sy0:sy1, sx0:sx1]
-    return ((canvas >> 4) * 17).astype(np.uint8)  # 4-bit values scaled back to 0..255
+    return ((canvas >> 4) * 17).astype(np.uint8), top, left  # 4-bit values scaled back to 0..255

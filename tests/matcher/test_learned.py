@@ -168,6 +168,34 @@ def _blob_centre(ch: np.ndarray) -> tuple[float, float]:
     return float((w * xx).sum() / w.sum() + x0), float((w * yy).sum() / w.sum() + y0)
 
 
+def test_sensor_views_keep_the_teacher_minutiae_in_place():
+    """A sensor view (`--sensor-views`) is the image's own pixels at 4 bits, and its labels are the full
+    image's minutiae that fall in the view, at the same places on the finger."""
+    from fpverify import train_extractor as tx
+    from fpverify.bench import datasets
+    from fpverify.matcher.features import prepare
+
+    img, truth = synth.impression(synth.generate_finger(5), 0)
+    rows = np.column_stack([truth[:, :3], np.ones(len(truth)), truth[:, 3]])  # as teacher rows
+    win, top, left = datasets.sensor_window(img, 500)
+    assert np.array_equal(win, datasets.to_sensor(img, 500))
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + win.shape[0], img.shape[0]), min(left + win.shape[1], img.shape[1])
+    assert y1 - y0 > 100 and x1 - x0 > 100
+    assert np.array_equal(win[y0 - top : y1 - top, x0 - left : x1 - left], (img[y0:y1, x0:x1] >> 4) * 17)
+
+    s = tx._sample(win, 500, rows, left, top)
+    p = prepare(win, 500)
+    assert s.x.shape[1:] == p.mask.shape
+    back = s.pts[:, :2] + [left + p.x0, top + p.y0]
+    h, w = p.mask.shape
+    inside = ((rows[:, 0] - left - p.x0 >= 0) & (rows[:, 0] - left - p.x0 < w)
+              & (rows[:, 1] - top - p.y0 >= 0) & (rows[:, 1] - top - p.y0 < h))
+    assert 5 <= len(s.pts) == inside.sum() < len(rows)  # the window cuts some away
+    assert np.allclose(back, rows[inside, :2], atol=1e-3)
+    assert np.array_equal(s.pts[:, 3], rows[inside, 4] == 2)
+
+
 def test_training_runs_exports_and_loads(tmp_path):
     """A few steps on synthetic prints with their true minutiae: the ONNX file loads and extracts."""
     pytest.importorskip("torch", reason="training needs PyTorch: pip install 'fpverify[train]'")
