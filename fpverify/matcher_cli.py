@@ -237,7 +237,8 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         channels: int = typer.Option(32, min=8, help="network width"),
         seed: int = typer.Option(0),
         sensor_views: bool = typer.Option(False, help="also train on each image as the sensor sends it "
-                                                      "(256x288, 4 bits), labelled from the full image"),
+                                                      "(256x288, 4 bits), labelled from the full image; "
+                                                      "research: no gain held out (docs/matcher.md)"),
     ) -> None:
         """Distil LEADER's minutiae into the small network matcher.learned runs (CPU: minutes)."""
         try:

@@ -99,9 +99,10 @@ def to_sensor(image: np.ndarray, dpi: int) -> np.ndarray:
     return sensor_window(image, dpi)[0]
 
 
-def sensor_window(image: np.ndarray, dpi: int) -> tuple[np.ndarray, int, int]:
+def sensor_window(image: np.ndarray, dpi: int, bits: int = 4) -> tuple[np.ndarray, int, int]:
     """`to_sensor`'s image and where its window starts (top, left) in the 500-dpi image, so that
-    500-dpi coordinates (a teacher's minutiae) map into the window by subtracting them."""
+    500-dpi coordinates (a teacher's minutiae) map into the window by subtracting them. `bits` < 8
+    keeps that many bits a pixel, scaled back to 0..255 (the sensor protocol's 4)."""
     import cv2
 
     img = image
@@ -115,4 +116,5 @@ def sensor_window(image: np.ndarray, dpi: int) -> tuple[np.ndarray, int, int]:
     sy0, sx0 = max(0, top), max(0, left)
     sy1, sx1 = min(img.shape[0], top + h), min(img.shape[1], left + w)
     canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = img[sy0:sy1, sx0:sx1]
-    return ((canvas >> 4) * 17).astype(np.uint8), top, left  # 4-bit values scaled back to 0..255
+    drop = 8 - bits
+    return ((canvas >> drop) * (255 // ((1 << bits) - 1))).astype(np.uint8), top, left

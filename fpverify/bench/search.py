@@ -8,10 +8,12 @@ Two galleries, kept apart:
 - recall, on real templates only: the 12 FVC sets pooled (960 templates, 120 fingers) and a synthetic
   set (matcher.synth). A (probe, mate) pair stays on the shortlist of a gallery of N when the number
   of impostors expected above the mate, (impostors above it here) x N / (impostors here), is below the
-  shortlist size. "Enrollment" trials mirror the duplicate check: 3 impressions of a finger enrolled,
-  3 others searched; found when one enrolled impression is on a probe's shortlist and `compare` of
-  it with one of the probes reaches the threshold. Recall counts the trials that an exhaustive
-  `compare` of all 9 pairs would flag.
+  shortlist size. "Enrollment" trials mirror the duplicate check: a new enrollment's presses
+  (edge.presses.ENROLL_PRESSES, 5) searched against 3 other impressions of the finger in the gallery
+  (FVC's 8 impressions leave 3: fewer than a holder's 5, so recall is if anything understated); found
+  when one gallery impression is on a probe's shortlist and `compare` of it with one of the probes
+  reaches the threshold. Recall counts the trials that an exhaustive `compare` of all 15 pairs would
+  flag.
 - speed and memory, on N rows: the codes of the real templates and of perturbed copies of them
   (random rigid moves, jitter, dropped minutiae), repeated with 4 % of their bits flipped up to N.
   Fine for timing and bytes, not for recall (copies of a finger are its mates).
@@ -25,6 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from fpverify.edge.presses import ENROLL_PRESSES
+
+PROBES = ENROLL_PRESSES  # a new enrollment's presses, each searched (the registry's duplicate check)
+GALLERY = 3  # the finger's impressions already in the gallery: what FVC's 8 leave after the probes
 
 # Same fingers in two sets (impostor pairs that are not): FVC2000 DB1 and DB2 share their volunteers
 # (finger k of one is finger k of the other: 572 of their 6,400 cross pairs score above the 1e-4
@@ -118,18 +125,19 @@ def recall(temps: list, ident: list, s: np.ndarray, n_target: int, shortlist: in
     score = lambda a, b: cmp[(a, b)] if (a, b) in cmp else cmp[(b, a)]  # noqa: E731
     pairs = [(p, g) for p in range(n) for g in np.flatnonzero(same[p]) if g != p]
     det = [(p, g) for p, g in pairs if score(p, g) >= thr]
-    # enrollment trials: impressions by finger, 3 enrolled and the next 3 searched, every rotation
+    # enrollment trials: impressions by finger, GALLERY in the gallery and the next PROBES searched,
+    # every rotation
     by_f: dict = {}
     for i, (f, _) in enumerate(ident):
         by_f.setdefault(f, []).append(i)
     trials = []  # (probes, enrolled impressions whose best compare with the probes reaches thr)
     for rows in by_f.values():
         k = len(rows)
-        if k < 6:
+        if k < GALLERY + PROBES:
             continue
         for r in range(k):
-            enr = [rows[(r + j) % k] for j in range(3)]
-            new = [rows[(r + 3 + j) % k] for j in range(3)]
+            enr = [rows[(r + j) % k] for j in range(GALLERY)]
+            new = [rows[(r + GALLERY + j) % k] for j in range(PROBES)]
             trials.append((new, [g for g in enr if max(score(q, g) for q in new) >= thr]))
     flagged = [(new, hits) for new, hits in trials if hits]
 
@@ -183,13 +191,14 @@ def run(
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     thr_name = point
     n_rec = recall_size or gallery_size  # the gallery the recall is emulated for
-    # the registry's threshold for an enrollment of 3 impressions against n_rec templates
-    thr = matcher.best_of_n(matcher.THRESHOLDS[thr_name], 3 * n_rec)
+    # the registry's threshold for an enrollment of PROBES presses against n_rec templates
+    thr = matcher.best_of_n(matcher.THRESHOLDS[thr_name], PROBES * n_rec)
     t0 = time.perf_counter()
     temps, ident = load_fvc(root, cache)
     res: dict = {
         "threshold": thr_name,
         "threshold_score": thr,
+        "probes_per_enrollment": PROBES,
         "gallery_size": gallery_size,
         "recall_gallery_size": n_rec,
         "shortlist": shortlist,
@@ -230,7 +239,8 @@ def report(r: dict) -> str:
     lines = [
         "# 1:N search (fpverify bench search)", "",
         f"Gallery of {r['gallery_size']:,} rows, shortlist {r['shortlist']} a probe, re-ranked by `compare`; "
-        f"threshold {r['threshold']} for a decision over 3 x {r.get('recall_gallery_size', r['gallery_size']):,} comparisons "
+        f"threshold {r['threshold']} for a decision over {r['probes_per_enrollment']} x "
+        f"{r.get('recall_gallery_size', r['gallery_size']):,} comparisons "
         f"(matcher.best_of_n: {r.get('threshold_score', float('nan')):.4f}). Rates per core in thread CPU time; search times are wall time on "
         f"{sp['threads']} threads.", "",
         "## Speed and memory (rows: real codes and perturbed copies; not for recall)", "",
@@ -244,7 +254,7 @@ def report(r: dict) -> str:
         f"| search, one probe (median of {sp['probes_timed']}) | {sp['search_s_median']:.3f} s "
         f"(max {sp['search_s_max']:.3f}) |",
         f"| search, one probe, CPU seconds of all threads (median) | {sp.get('search_cpu_s_median', float('nan')):.3f} s |",
-        f"| search, one enrollment of 3 impressions (median of 3) | {sp['enrollment_search_s_median']:.3f} s |",
+        f"| search, one enrollment of {r['probes_per_enrollment']} presses (median of 3) | {sp['enrollment_search_s_median']:.3f} s |",
         f"| rebuild from template bytes | {sp['rebuild_ms_per_template']:.2f} ms a template, "
         f"{sp['rebuild_s_per_million_one_core'] / 60:.0f} min a million on one core |",
         f"| snapshot save / load | {sp['snapshot_save_s']:.2f} s / {sp['snapshot_load_s']:.2f} s "
@@ -290,8 +300,8 @@ def report(r: dict) -> str:
     lines += [
         "",
         "Pair recall: a probe's mate is on its shortlist. Detectable pairs: mates whose `compare` "
-        "reaches the threshold. Enrollment recall: of the trials (3 impressions enrolled, 3 others "
-        "searched) that an exhaustive `compare` flags, those the two-stage search flags. Direct columns: "
+        f"reaches the threshold. Enrollment recall: of the trials ({GALLERY} impressions in the gallery, "
+        f"{PROBES} others searched) that an exhaustive `compare` flags, those the two-stage search flags. Direct columns: "
         "impostors above the mate among the probe's own impostors, scaled to the gallery (one impostor "
         "stands for gallery / impostors rows, so a shortlist below that is not resolved). Pooled: the "
         "same, with every probe's impostor scores standardised (its mean and spread) and pooled, "

@@ -211,11 +211,12 @@ def test_bench_search_pieces_on_synthetic_minutiae(world, tmp_path):
     fingers = [finger(rng, n=40) for _ in range(6)]
     temps, ident = [], []
     for f_i, f in enumerate(fingers):
-        for k in range(6):
+        for k in range(8):  # as FVC: the registry's 5 presses searched against 3 in the gallery
             temps.append(impression(rng, f))
             ident.append((("s", f_i), k))
     r = bs.recall(temps, ident, bs.score_matrix(temps, "codes"), 1000, 50, matcher.THRESHOLDS["fmr_1e-4"])
-    assert r["pairs"] == 6 * 6 * 5 and r["enrollment_trials"] == 36 and 0.5 <= r["pair_recall"] <= 1.0
+    assert r["pairs"] == 6 * 8 * 7 and r["enrollment_trials"] == 6 * 8 and 0.5 <= r["pair_recall"] <= 1.0
+    assert r["enrollments_flagged_exhaustive"] > 0 and 0.0 <= r["enrollment_recall"] <= 1.0
     from fpverify.bench.search_speed import speed
 
     sp = speed(temps, 3000, 20, 2, 40, 3)
@@ -225,11 +226,13 @@ def test_bench_search_pieces_on_synthetic_minutiae(world, tmp_path):
         "gallery_size": 3000,
         "shortlist": 20,
         "threshold": "fmr_1e-4",
+        "probes_per_enrollment": bs.PROBES,
         "speed": sp,
         "ratio_to_baseline": 1.0,
         "fvc_codes": r,
     }
-    assert "| fvc | codes |" in bs.report(res)
+    text = bs.report(res)
+    assert "| fvc | codes |" in text and "over 5 x 3,000 comparisons" in text and "enrollment of 5 presses" in text
 
 
 def test_bench_search_refuses_bad_options_clearly(tmp_path):
