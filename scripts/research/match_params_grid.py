@@ -1,0 +1,83 @@
+"""Matcher parameters chosen leaving one FVC year out (issue 17 part 2, docs/matcher.md lever table).
+
+Reads the templates `fpverify bench accuracy --cache C` stored (extraction is the slow part; the
+compare parameters are not in its cache key), scores every set's all pairs under each setting of a
+grid of `MatchParams` fields, and for each FVC year picks the setting best on the other two years'
+mean all-pairs EER, then reports it on the held-out year: the honest figure for a tuned parameter.
+
+    python scripts/research/match_params_grid.py --cache C --condition sensor \
+        --grid '{"max_minutiae": [40, 44, 48, 56, 64], "max_np": [6, 7, 8, 10]}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from fpverify import matcher
+from fpverify.bench import metrics
+from fpverify.matcher.params import MatchParams
+from fpverify.matcher.template import Template
+
+YEARS = ("2000", "2002", "2004")
+
+
+def load(cache: Path, condition: str) -> dict[str, dict[tuple[int, int], bytes]]:
+    """Template bytes by set and (finger, impression) from a bench accuracy cache (failures left out)."""
+    out = {}
+    for f in sorted(cache.glob(f"*-{condition}-*.json")):
+        d = json.loads(f.read_text())
+        out[f.name.split(f"-{condition}-")[0]] = {tuple(map(int, k.split("_"))): bytes.fromhex(v["t"])
+                                                  for k, v in d.items() if v["t"]}
+    return out
+
+
+def rates(blobs: dict, p: MatchParams) -> dict[str, tuple[float, float]]:
+    """(all-pairs EER, FMR1000) of each set under `p`."""
+    res = {}
+    for name, tb in blobs.items():
+        keys = sorted(tb)
+        t = [Template.from_bytes(tb[k], params=p) for k in keys]
+        gen, imp = [], []
+        for i, j in itertools.combinations(range(len(t)), 2):
+            (gen if keys[i][0] == keys[j][0] else imp).append(matcher.compare(t[i], t[j], p))
+        r = metrics.rates(gen, imp)
+        res[name] = (r["EER"], r["FMR1000"])
+    return res
+
+
+def mean(r: dict, years, i: int = 0) -> float:
+    return float(np.mean([v[i] for k, v in r.items() if any(f"fvc{y}" in k for y in years)]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--condition", default="sensor")
+    ap.add_argument("--grid", required=True, help="JSON: field -> list of values")
+    args = ap.parse_args()
+    blobs = load(args.cache, args.condition)
+    grid = json.loads(args.grid)
+    settings = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
+    res = {json.dumps(s): rates(blobs, dataclasses.replace(MatchParams(), **s)) for s in settings}
+    base = rates(blobs, MatchParams())
+    for s, r in res.items():
+        print(s, {y: round(100 * mean(r, [y]), 2) for y in YEARS})
+    held = []
+    for y in YEARS:
+        best = min(res, key=lambda s: mean(res[s], [o for o in YEARS if o != y]))
+        held.append((100 * mean(res[best], [y]), 100 * mean(res[best], [y], 1)))
+        print(f"{y} held out: {best} chosen on the others -> EER {held[-1][0]:.2f} %, FMR1000 {held[-1][1]:.2f} %"
+              f" (defaults {100 * mean(base, [y]):.2f} / {100 * mean(base, [y], 1):.2f} %)")
+    print(f"held out, mean of the years: EER {np.mean([h[0] for h in held]):.2f} %, FMR1000 "
+          f"{np.mean([h[1] for h in held]):.2f} %; defaults {100 * mean(base, YEARS):.2f} / "
+          f"{100 * mean(base, YEARS, 1):.2f} %")
+
+
+if __name__ == "__main__":
+    main()
