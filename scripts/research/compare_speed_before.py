@@ -1,12 +1,14 @@
 """Research (issue 17 part 3, docs/matcher.md "Speed of the kernels"): the 1:1 compare of now against
-the compare of commit 14a4de4 (before the vectorised relaxation), on the same templates in one process,
+the compare of commit BEFORE (default 14a4de4, before the vectorised relaxation; set BEFORE=<rev> to
+compare with another revision's kernels), on the same templates in one process,
 timed alternately pair by pair, each path first on every other pair: the first comparison of a pair
 pays for bringing its templates into the cache (about 7 µs), so a fixed order favours the second
 path. Run from the project root (it reads the old kernels from git):
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/research/compare_speed_before.py
+    OPENBLAS_NUM_THREADS=1 [BEFORE=<rev>] .venv/bin/python scripts/research/compare_speed_before.py [sensor|native]
 """
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +21,7 @@ from fpverify import matcher
 from fpverify.bench import datasets
 from fpverify.matcher import matching
 
-BEFORE = "14a4de4"
+BEFORE = os.environ.get("BEFORE", "14a4de4")
 src = subprocess.run(["git", "show", f"{BEFORE}:matcher/kernels.py"], capture_output=True, text=True, check=True).stdout
 path = Path(tempfile.mkdtemp()) / "kernels_before.py"
 path.write_text(src.replace('"cache": True', '"cache": False'))
@@ -29,11 +31,12 @@ spec.loader.exec_module(old_kernels)
 
 
 def before(a, b, fp, ip):
-    """compare() as it was: a transposed view for the product, the old kernels."""
+    """compare() as it was: the old kernels; 14a4de4 multiplied by a transposed view, later ones by desc_t."""
     la, lb = a.local, b.local
     ga, ba = a.valid_grid
     gb, bb = b.valid_grid
-    return float(old_kernels.consolidate(la.desc @ lb.desc.T, la.xy, la.unit, a.geometry, ga, ba, lb.xy, lb.unit,
+    right = lb.desc.T if BEFORE == "14a4de4" else b.desc_t
+    return float(old_kernels.consolidate(la.desc @ right, la.xy, la.unit, a.geometry, ga, ba, lb.xy, lb.unit,
                                          b.geometry, gb, bb, fp, ip))
 
 
