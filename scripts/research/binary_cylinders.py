@@ -12,17 +12,19 @@ binary cylinders: `MatchParams(psi_tau=1e8)` on stored templates (docs/matcher.m
 
 import dataclasses
 import sys
-import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
 from fpverify import matcher
-from fpverify.bench import datasets
 from fpverify.matcher import kernels, matching
 from fpverify.matcher.codes import _popcount
 from fpverify.matcher.params import MatchParams
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fair_timing import alternate, pairs_of  # noqa: E402
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)  # exp overflow of the step psi: intended
 P = dataclasses.replace(MatchParams(), psi_tau=1e8)
@@ -62,37 +64,13 @@ def compare_bits(a, b, fp, ip, bits):
                                      lb.unit, b.geometry, gb, bb, fp, ip))
 
 
-root = datasets.default_root()
 for cond in sys.argv[1:] or ("sensor", "native"):
-    temps = []
-    for name in datasets.available_sets(root):
-        images, dpi = datasets.load_condition(root, name, cond)
-        mine = []
-        for _, img in sorted(images.items(), key=lambda kv: (kv[0][1], kv[0][0]))[:16]:
-            try:
-                t = matcher.Template.from_bytes(matcher.extract(img, dpi=dpi).to_bytes(), params=P)
-            except ValueError:
-                continue
-            _ = t.geometry, t.desc_t
-            mine.append(t)
-        temps.append(mine)
-    bits = {id(t): pack(t.local.desc) for ts in temps for t in ts}
-    pairs = [(a, b) for ts in temps for i, a in enumerate(ts) for b in ts[i + 1:]]
+    pairs = pairs_of(cond, params=P)
+    temps = {id(t): t for pair in pairs for t in pair}.values()
+    bits = {id(t): pack(t.local.desc) for t in temps}
     fp, ip = matching._packed(P)
-    paths = {"float": matcher.compare, "bits": lambda a, b: compare_bits(a, b, fp, ip, bits)}
-    for a, b in pairs[:50]:
-        for f in paths.values():
-            f(a, b)
-    times, diff = {k: [] for k in paths}, 0.0
-    for k, (a, b) in enumerate(pairs * 2):
-        score = {}
-        for name in ("float", "bits") if k % 2 else ("bits", "float"):
-            t0 = time.perf_counter_ns()
-            score[name] = paths[name](a, b)
-            times[name].append(time.perf_counter_ns() - t0)
-        diff = max(diff, abs(score["float"] - score["bits"]))
-    m = {k: np.median(v) / 1e3 for k, v in times.items()}
-    kb = np.mean([t.local.desc.nbytes for ts in temps for t in ts]) / 1e3
+    m, diff = alternate(pairs, {"float": matcher.compare, "bits": lambda a, b: compare_bits(a, b, fp, ip, bits)})
+    kb = np.mean([t.local.desc.nbytes for t in temps]) / 1e3
     print(f"{cond}: {len(pairs)} pairs x2, median compare float product {m['float']:.1f} µs, popcount product "
           f"{m['bits']:.1f} µs (x{m['bits'] / m['float']:.2f}); cylinders {kb:.1f} kB -> "
           f"{kb / 312 * 5 * 8 / 4:.1f} kB a template; max |score difference| {diff:.1e}")

@@ -12,14 +12,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-
 from fpverify import matcher
-from fpverify.bench import datasets
 from fpverify.matcher import matching
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fair_timing import alternate, pairs_of  # noqa: E402
 
 BEFORE = os.environ.get("BEFORE", "14a4de4")
 src = subprocess.run(["git", "show", f"{BEFORE}:matcher/kernels.py"], capture_output=True, text=True, check=True).stdout
@@ -40,35 +39,9 @@ def before(a, b, fp, ip):
                                          b.geometry, gb, bb, fp, ip))
 
 
-root = datasets.default_root()
 for cond in sys.argv[1:] or ("sensor", "native"):
-    by_set = []
-    for name in datasets.available_sets(root):
-        images, dpi = datasets.load_condition(root, name, cond)
-        mine = []
-        for _, img in sorted(images.items(), key=lambda kv: (kv[0][1], kv[0][0]))[:16]:
-            try:
-                t = matcher.extract(img, dpi=dpi)
-            except ValueError:
-                continue
-            _ = t.geometry, t.desc_t
-            mine.append(t)
-        by_set.append(mine)
-    pairs = [(a, b) for ts in by_set for i, a in enumerate(ts) for b in ts[i + 1:]]
+    pairs = pairs_of(cond)
     fp, ip = matching._packed(pairs[0][0].params)
-    for a, b in pairs[:50]:  # compile and warm both
-        before(a, b, fp, ip)
-        matcher.compare(a, b)
-    paths = {"old": lambda a, b: before(a, b, fp, ip), "new": matcher.compare}
-    times, diff = {"old": [], "new": []}, 0.0
-    for k, (a, b) in enumerate(pairs * 2):
-        score = {}
-        for name in ("old", "new") if k % 2 else ("new", "old"):
-            t0 = time.perf_counter_ns()
-            score[name] = paths[name](a, b)
-            times[name].append(time.perf_counter_ns() - t0)
-        diff = max(diff, abs(score["old"] - score["new"]))
-    t_old, t_new = times["old"], times["new"]
-    m_old, m_new = np.median(t_old) / 1e3, np.median(t_new) / 1e3
-    print(f"{cond}: {len(pairs)} pairs x2, median compare {m_old:.1f} µs before -> {m_new:.1f} µs now "
-          f"(x{m_new / m_old:.2f}); max |score difference| {diff:.1e}")
+    m, diff = alternate(pairs, {"old": lambda a, b: before(a, b, fp, ip), "new": matcher.compare})
+    print(f"{cond}: {len(pairs)} pairs x2, median compare {m['old']:.1f} µs before -> {m['new']:.1f} µs now "
+          f"(x{m['new'] / m['old']:.2f}); max |score difference| {diff:.1e}")
