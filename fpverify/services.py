@@ -107,8 +107,11 @@ class PrivateMosquitto:
     def start(self, timeout: float = 20.0) -> PrivateMosquitto:
         stderr = self.workdir / "mosquitto.stderr"
         with stderr.open("wb") as err:
+            # a session of its own: Ctrl-C at the terminal reaches the whole foreground process group, and
+            # the broker must outlive the registry and stations its owner stops first (else their last
+            # moments log a lost broker); the owner stops it
             self.proc = subprocess.Popen([self.binary, "-c", str(self.conf_path)], stdout=subprocess.DEVNULL,
-                                         stderr=err)
+                                         stderr=err, start_new_session=True)
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:

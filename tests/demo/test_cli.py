@@ -3,6 +3,13 @@ settings change nothing in the matcher (the stations and the registry get them a
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
 from typer.testing import CliRunner
 
 from fpverify import matcher
@@ -37,3 +44,36 @@ def test_demo_settings_leave_the_matcher_alone(tmp_path):
     s = registry_settings(f"sqlite:///{tmp_path / 'r.db'}", 8000, 1883, "5")
     assert s.mode == "demo" and s.duplicate_threshold == OPERATING_POINT and s.duplicate_threshold_score is None
     assert matcher.THRESHOLDS == before
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
+    """Ctrl-C at a terminal signals the whole foreground process group, the broker process included:
+    the demo still stops stations, registry and broker in that order, says nothing about a lost broker,
+    and leaves no broker running."""
+    if not shutil.which("mosquitto"):
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    data = tmp_path / "demo"
+    from fpverify.services import free_port
+
+    cmd = [sys.executable, "-m", "fpverify", "demo", "--broker", "mosquitto", "--port", str(free_port()),
+           "--data-dir", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own group, as a terminal gives a job
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "-> " in line:  # a desk has decided: everything is up
+                break
+        assert any("broker: Mosquitto" in x for x in lines), "".join(lines)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = "".join(lines) + out
+    assert "demo stopped" in text and "Traceback" not in text
+    assert "ERROR" not in text and "WARNING" not in text, text[-2000:]
+    left = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True)  # the broker's config is there
+    assert left.stdout.strip() == "", "the demo left its broker running"
