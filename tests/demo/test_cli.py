@@ -67,7 +67,7 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
             lines.append(line)
             if "-> " in line:  # a desk has decided: everything is up
                 break
-        assert any("broker: Mosquitto" in x for x in lines), "".join(lines)
+        assert proc.poll() is None and any("broker: Mosquitto" in x for x in lines), "".join(lines)
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=90)
     finally:
