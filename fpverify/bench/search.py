@@ -8,12 +8,10 @@ Two galleries, kept apart:
 - recall, on real templates only: the 12 FVC sets pooled (960 templates, 120 fingers) and a synthetic
   set (matcher.synth). A (probe, mate) pair stays on the shortlist of a gallery of N when the number
   of impostors expected above the mate, (impostors above it here) x N / (impostors here), is below the
-  shortlist size. "Enrollment" trials mirror the duplicate check: a new enrollment's presses
-  (edge.presses.ENROLL_PRESSES, 5) searched against 3 other impressions of the finger in the gallery
-  (FVC's 8 impressions leave 3: fewer than a holder's 5, so recall is if anything understated); found
-  when one gallery impression is on a probe's shortlist and `compare` of it with one of the probes
-  reaches the threshold. Recall counts the trials that an exhaustive `compare` of all 15 pairs would
-  flag.
+  shortlist size. "Enrollment" trials mirror the duplicate check: PROBES presses searched against
+  GALLERY other impressions of the finger; found when one gallery impression is on a probe's shortlist
+  and `compare` of it with a probe reaches the threshold. Recall counts the trials an exhaustive
+  `compare` of all their pairs would flag.
 - speed and memory, on N rows: the codes of the real templates and of perturbed copies of them
   (random rigid moves, jitter, dropped minutiae), repeated with 4 % of their bits flipped up to N.
   Fine for timing and bytes, not for recall (copies of a finger are its mates).
@@ -31,7 +29,9 @@ import numpy as np
 from fpverify.edge.presses import ENROLL_PRESSES
 
 PROBES = ENROLL_PRESSES  # a new enrollment's presses, each searched (the registry's duplicate check)
-GALLERY = 3  # the finger's impressions already in the gallery: what FVC's 8 leave after the probes
+# the finger's impressions already in the gallery: what FVC's 8 leave after the probes (fewer than a
+# holder's 5, so recall is if anything understated)
+GALLERY = 3
 
 # Same fingers in two sets (impostor pairs that are not): FVC2000 DB1 and DB2 share their volunteers
 # (finger k of one is finger k of the other: 572 of their 6,400 cross pairs score above the 1e-4
@@ -125,8 +125,7 @@ def recall(temps: list, ident: list, s: np.ndarray, n_target: int, shortlist: in
     score = lambda a, b: cmp[(a, b)] if (a, b) in cmp else cmp[(b, a)]  # noqa: E731
     pairs = [(p, g) for p in range(n) for g in np.flatnonzero(same[p]) if g != p]
     det = [(p, g) for p, g in pairs if score(p, g) >= thr]
-    # enrollment trials: impressions by finger, GALLERY in the gallery and the next PROBES searched,
-    # every rotation
+    # enrollment trials: by finger, GALLERY impressions in the gallery, the next PROBES searched, every rotation
     by_f: dict = {}
     for i, (f, _) in enumerate(ident):
         by_f.setdefault(f, []).append(i)
@@ -329,17 +328,8 @@ def main() -> None:
     if a.fit_codes:
         print(json.dumps(fit_codes(a.datasets, a.sets.split(","), a.cache, a.out)))
         return
-    r = run(
-        a.datasets,
-        a.out,
-        a.gallery_size,
-        a.shortlist,
-        a.threads,
-        a.synth_fingers,
-        a.cache,
-        point=a.point,
-        recall_size=a.recall_gallery_size,
-    )
+    r = run(a.datasets, a.out, a.gallery_size, a.shortlist, a.threads, a.synth_fingers, a.cache, point=a.point,
+            recall_size=a.recall_gallery_size)
     print(json.dumps({k: r[k] for k in ("first_stage_per_s", "bytes_per_template", "search_s_median",
                                         "shortlist_recall", "baseline_per_s")}))  # fmt: skip
 

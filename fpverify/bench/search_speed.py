@@ -77,7 +77,7 @@ def speed(temps: list, n: int, shortlist: int, threads: int, distinct: int, prob
     def fetch(keys):  # the registry reads these from its database; here the bytes of the source row
         return [(k, matcher.Template.from_bytes(blobs[g.row(k) % len(blobs)])) for k in keys]
 
-    walls, walls3, cpus = [], [], []
+    walls, walls_enrol, cpus = [], [], []
     for j, i in enumerate(pr):
         t0, c0 = time.perf_counter(), time.process_time()
         index.search([temps[i]], g, fetch, shortlist=shortlist, threads=threads)
@@ -87,7 +87,7 @@ def speed(temps: list, n: int, shortlist: int, threads: int, distinct: int, prob
             presses = [temps[int(k)] for k in rng.choice(len(temps), ENROLL_PRESSES, replace=False)]
             t0 = time.perf_counter()
             index.search(presses, g, fetch, shortlist=shortlist, threads=threads)
-            walls3.append(time.perf_counter() - t0)
+            walls_enrol.append(time.perf_counter() - t0)
     fl = matcher.Gallery((i, base[i % len(base)]) for i in range(min(n, 5000)))
     fl.packed()
     nb = len(fl)
@@ -112,7 +112,7 @@ def speed(temps: list, n: int, shortlist: int, threads: int, distinct: int, prob
         "first_stage_per_s": n / statistics.median(cpu), "baseline_per_s": nb / statistics.median(base_cpu),
         "baseline_gallery": nb, "bytes_per_template_arrays": g.nbytes / n,
         "bytes_per_template": (rss1 - rss0) / n, "search_s_median": statistics.median(walls),
-        "search_s_max": max(walls), "search_cpu_s_median": statistics.median(cpus), "enrollment_search_s_median": statistics.median(walls3), "threads": threads,
+        "search_s_max": max(walls), "search_cpu_s_median": statistics.median(cpus), "enrollment_search_s_median": statistics.median(walls_enrol), "threads": threads,
         "shortlist": shortlist, "rebuild_ms_per_template": 1e3 * statistics.median(per_t),
         "rebuild_s_per_million_one_core": 1e6 * statistics.median(per_t), "snapshot_save_s": save_s,
         "snapshot_load_s": load_s, "snapshot_mb": snap_mb,

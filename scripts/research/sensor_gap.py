@@ -22,18 +22,20 @@ from fpverify.bench import accuracy, datasets
 VARIANTS = ("native", "bits4", "window8", "sensor")
 
 
+_LOAD_CONDITION = datasets.load_condition
+
+
 def _load(variant: str):
-    """A load_condition for `variant` (bench.accuracy reads sets through datasets.load_condition)."""
+    """A load_condition for `variant` (bench.accuracy reads sets through datasets.load_condition);
+    native and sensor are the bench's own."""
 
     def load(root: Path, name: str, condition: str):
+        if variant in ("native", "sensor"):
+            return _LOAD_CONDITION(root, name, variant)
         images, dpi = datasets.load_set(root, name), datasets.dpi_of(name)
         if variant == "bits4":
             return {k: ((v >> 4) * 17).astype(np.uint8) for k, v in images.items()}, dpi
-        if variant == "window8":
-            return {k: datasets.sensor_window(v, dpi, bits=8)[0] for k, v in images.items()}, 500
-        if variant == "sensor":
-            return {k: datasets.to_sensor(v, dpi) for k, v in images.items()}, 500
-        return images, dpi
+        return {k: datasets.sensor_window(v, dpi, bits=8)[0] for k, v in images.items()}, 500  # window8
 
     return load
 
