@@ -63,6 +63,7 @@ class LocalDescriptors:
     xy: np.ndarray  # (K, 2) float32, right-handed (y up)
     theta: np.ndarray  # (K,) float32 radians
     unit: np.ndarray  # (K, 2) float32 (cos, sin) of theta: rotation gate as a matrix product
+    weight: np.ndarray  # (K,) float64 quality ** pair_quality_power: what a minutia counts in the pairing
 
     @property
     def count(self) -> int:
@@ -113,7 +114,7 @@ def build(
     dlen = offs.shape[0] * nd
     empty = LocalDescriptors(
         np.zeros((0, dlen), np.float32), np.zeros(0, np.int64), np.zeros((0, 2), np.float32), np.zeros(0, np.float32),
-        np.zeros((0, 2), np.float32),
+        np.zeros((0, 2), np.float32), np.zeros(0, np.float64),
     )
     if n == 0:
         return empty
@@ -168,4 +169,14 @@ def build(
         xy=np.ascontiguousarray(xy[idx], np.float32),
         theta=np.ascontiguousarray(th[idx], np.float32),
         unit=np.ascontiguousarray(np.stack([np.cos(th[idx]), np.sin(th[idx])], axis=1), np.float32),
+        weight=_pair_weights(m[idx, 3], p.pair_quality_power),
     )
+
+
+def _pair_weights(quality: np.ndarray, power: float) -> np.ndarray:
+    """quality ** power; every minutia counts 1 where a template reports no quality at all (an ISO
+    record from a device that writes 0 for "not reported"), so such a record still matches."""
+    q = np.asarray(quality, np.float64)
+    if q.size and q.max() <= 0.0:
+        return np.ones(q.shape, np.float64)
+    return np.ascontiguousarray(q**power)

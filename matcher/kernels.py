@@ -138,15 +138,15 @@ def relax(
 
 
 @njit(**_JIT)
-def footprint_count(grid: np.ndarray, block: int, xs: np.ndarray, ys: np.ndarray) -> int:
-    """How many points (x, y-up) fall on the finger grid (True cells, `block` pixels each)."""
+def footprint_weight(grid: np.ndarray, block: int, xs: np.ndarray, ys: np.ndarray, w: np.ndarray) -> float:
+    """The weights of the points (x, y-up) that fall on the finger grid (True cells, `block` pixels each)."""
     gh, gw = grid.shape
-    n = 0
+    n = 0.0
     for k in range(xs.shape[0]):
         i = math.floor(-ys[k] / block)
         j = math.floor(xs[k] / block)
         if 0 <= i < gh and 0 <= j < gw and grid[i, j]:
-            n += 1
+            n += w[k]
     return n
 
 
@@ -225,8 +225,10 @@ def _fit(xy_a, xy_b, pa, pb):
 def pairing(
     xy_a: np.ndarray,
     ua: np.ndarray,
+    w_a: np.ndarray,
     xy_b: np.ndarray,
     ub: np.ndarray,
+    w_b: np.ndarray,
     pa: np.ndarray,
     pb: np.ndarray,
     wt: np.ndarray,
@@ -243,6 +245,8 @@ def pairing(
 
     The first alignment comes from the few relaxed pairs; `refine` times it is refitted by least
     squares on all the minutiae paired so far and the pairing redone (kept when it pairs more).
+    Counts are weighted (`w_a`, `w_b`: quality ** pair_quality_power): a pair counts sqrt(w_a w_b),
+    the common area the weights of the minutiae on it, and min_overlap minutiae of mean weight.
     """
     cs = 0.0
     sn = 0.0
@@ -279,12 +283,15 @@ def pairing(
         matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
     if matched == 0:
         return 0.0
+    m = 0.0
+    for k in range(matched):
+        m += math.sqrt(w_a[ma[k]] * w_b[mb[k]])
     ax = np.empty(na)
     ay = np.empty(na)
     for i in range(na):
         ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
         ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
-    ov_a = footprint_count(grid_b, block_b, ax, ay)
+    ov_a = footprint_weight(grid_b, block_b, ax, ay, w_a)
     # b's minutiae back in a's frame: inverse rotation of (xy - t)
     bx = np.empty(nb)
     by = np.empty(nb)
@@ -292,8 +299,11 @@ def pairing(
         x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
         bx[j] = x * c + y * s
         by[j] = -x * s + y * c
-    ov_b = footprint_count(grid_a, block_a, bx, by)
-    return matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
+    ov_b = footprint_weight(grid_a, block_a, bx, by, w_b)
+    den = max(ov_a, min_overlap * w_a.mean()) * max(ov_b, min_overlap * w_b.mean())
+    if den <= 0.0:
+        return 0.0
+    return m * m / den
 
 
 @njit(**_JIT)
@@ -301,11 +311,13 @@ def consolidate(
     sim: np.ndarray,
     xy_a: np.ndarray,
     ua: np.ndarray,
+    w_a: np.ndarray,
     geo_a: np.ndarray,
     grid_a: np.ndarray,
     block_a: int,
     xy_b: np.ndarray,
     ub: np.ndarray,
+    w_b: np.ndarray,
     geo_b: np.ndarray,
     grid_b: np.ndarray,
     block_b: int,
@@ -332,8 +344,9 @@ def consolidate(
     if mix >= 1.0:
         return lss**power
     pr = pairing(
-        xy_a, ua, xy_b, ub, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap, refine
-    )
+        xy_a, ua, w_a, xy_b, ub, w_b, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a,
+        min_overlap, refine,
+    )  # fmt: skip
     if lss <= 0.0 or pr <= 0.0:
         return 0.0
     return (lss**mix * pr ** (1.0 - mix)) ** power

@@ -40,8 +40,9 @@ def compare(a: Template, b: Template, params: MatchParams | None = None) -> floa
     grid_b, block_b = b.valid_grid
     return float(
         kernels.consolidate(
-            sim, la.xy, la.unit, a.geometry, grid_a, block_a, lb.xy, lb.unit, b.geometry, grid_b, block_b, fp, ip
-        )
+            sim, la.xy, la.unit, la.weight, a.geometry, grid_a, block_a,
+            lb.xy, lb.unit, lb.weight, b.geometry, grid_b, block_b, fp, ip,
+        )  # fmt: skip
     )
 
 

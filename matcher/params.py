@@ -153,6 +153,10 @@ class MatchParams:
     pair_tol_d: float = 20.0
     pair_tol_a: float = 0.5236  # pi/6
     min_overlap: int = 8
+    # Each minutia counts quality ** this in the pairing (a matched pair sqrt(qa * qb), the common area
+    # the sum of its minutiae's weights): a doubtful detection neither makes nor spoils a match much.
+    # 0 counts every minutia alike (before 2026-12-07, fourth session; docs/matcher.md).
+    pair_quality_power: float = 2.0
     pair_refine: int = 1  # least-squares refits of the alignment on the paired minutiae
     # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.
     score_mix: float = 0.5

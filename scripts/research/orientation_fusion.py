@@ -1,0 +1,265 @@
+"""Does the ridge-flow field agree where the minutiae align? Score fusion research (issue 17 part 2).
+
+The matcher's score uses minutiae only. On the sensor's 256x288 window two presses share little
+area and few minutiae, so the score has little to go on; the orientation field of the shared area is
+a second, independent witness. For every comparison of the all-pairs protocol this script takes the
+matcher's own final alignment (the same kernels, returning the transform), maps one press's
+orientation field (8 px blocks) onto the other's, and records the mean cos(2 * difference) over the
+shared blocks and their count. Fusions of the score with that agreement are then fitted on two FVC
+years and scored on the third (held out), per condition.
+
+    .venv/bin/python scripts/research/orientation_fusion.py --out DIR [--cache C]
+        [--model 2000=h2000-int8.onnx --model 2004=h2004-int8.onnx]   # FVC2002: the shipped network
+
+Features cache: C/<set>-<condition>-<model tag>.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from fpverify.bench import datasets, metrics
+from fpverify.matcher import kernels
+from fpverify.matcher.detectors import FusedDetector
+from fpverify.matcher.features import extract_features
+from fpverify.matcher.matching import _packed
+from fpverify.matcher.params import ExtractionParams
+from fpverify.matcher.template import Template
+
+YEARS = ("2000", "2002", "2004")
+GAMMAS = (1.0, 2.0, 3.0)  # quality exponents of the weighted pairing (q_one, q_two, q_three)
+
+
+@njit(cache=True)
+def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b):
+    """`kernels.consolidate`, returning (score, c, s, tx, ty, matched) instead of the score alone,
+    then the score with each minutia weighted by its quality ** 0.5, 1, 2 in the pairing counts."""
+    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, power = fp[:10]
+    n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
+    na, nb = sim.shape
+    out = np.zeros(9)
+    ia, ib, lam0 = kernels.top_pairs(sim, cos_gate, ua, ub, n_relax)
+    nr = ia.shape[0]
+    if nr == 0:
+        return out
+    lam = kernels.relax(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, relax_w, iters)
+    z = 1.0 / (1.0 + math.exp(-np_tau * (min(na, nb) - np_mu)))
+    n_p = min(int(min_np + round(z * (max_np - min_np))), nr)
+    eff = np.empty(nr)
+    for k in range(nr):
+        eff[k] = lam[k] / max(lam0[k], 1e-9)
+    top = np.argsort(-eff)[:n_p]
+    wt = lam[top]
+    lss = wt.mean()
+    pa, pb = ia[top], ib[top]
+    cs = 0.0
+    sn = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        cs += wt[k] * (ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1])
+        sn += wt[k] * (ua[i, 0] * ub[j, 1] - ua[i, 1] * ub[j, 0])
+    norm = math.hypot(cs, sn)
+    wsum = wt.sum()
+    if norm <= 0.0 or wsum <= 0.0:
+        return out
+    c, s = cs / norm, sn / norm
+    tx = 0.0
+    ty = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
+        ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
+    tx /= wsum
+    ty /= wsum
+    ma = np.empty(min(na, nb), np.int64)
+    mb = np.empty(min(na, nb), np.int64)
+    matched = kernels._pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb)
+    for _ in range(refine):
+        if matched < 3:
+            break
+        c2, s2, tx2, ty2 = kernels._fit(xy_a, xy_b, ma[:matched], mb[:matched])
+        ma2 = np.empty_like(ma)
+        mb2 = np.empty_like(mb)
+        m2 = kernels._pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
+        if m2 <= matched:
+            break
+        matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
+    out[1], out[2], out[3], out[4], out[5] = c, s, tx, ty, matched
+    if matched == 0:
+        return out
+    ax = np.empty(na)
+    ay = np.empty(na)
+    for i in range(na):
+        ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
+        ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
+    ov_a = kernels.footprint_count(grid_b, block_b, ax, ay)
+    bx = np.empty(nb)
+    by = np.empty(nb)
+    for j in range(nb):
+        x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
+        bx[j] = x * c + y * s
+        by[j] = -x * s + y * c
+    ov_b = kernels.footprint_count(grid_a, block_a, bx, by)
+    pr = matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
+    if lss > 0.0 and pr > 0.0:
+        out[0] = (lss**mix * pr ** (1.0 - mix)) ** power
+    on_a = _on_grid(grid_b, block_b, ax, ay)
+    on_b = _on_grid(grid_a, block_a, bx, by)
+    for g, gamma in enumerate(GAMMAS):
+        wa = q_a**gamma
+        wb = q_b**gamma
+        m = 0.0
+        for k in range(matched):
+            m += math.sqrt(wa[ma[k]] * wb[mb[k]])
+        sa = (wa * on_a).sum()
+        sb = (wb * on_b).sum()
+        mean_a = max(wa.mean(), 1e-6)
+        mean_b = max(wb.mean(), 1e-6)
+        prw = m * m / (max(sa, min_overlap * mean_a) * max(sb, min_overlap * mean_b))
+        if lss > 0.0 and prw > 0.0:
+            out[6 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
+    return out
+
+
+@njit(cache=True)
+def _on_grid(grid, block, xs, ys):
+    gh, gw = grid.shape
+    on = np.zeros(xs.shape[0])
+    for k in range(xs.shape[0]):
+        i = math.floor(-ys[k] / block)
+        j = math.floor(xs[k] / block)
+        if 0 <= i < gh and 0 <= j < gw and grid[i, j]:
+            on[k] = 1.0
+    return on
+
+
+@njit(cache=True)
+def _flow_agreement(or_a, or_b, block, c, s, tx, ty, sign):
+    """Mean cos(2 * (angle_b - mapped angle_a)) over b's finger blocks whose centre falls on a's
+    finger once mapped into a's frame, and how many such blocks."""
+    rot = sign * math.atan2(s, c)
+    ha, wa = or_a.shape
+    hb, wb = or_b.shape
+    total = 0.0
+    n = 0
+    for i in range(hb):
+        for j in range(wb):
+            tb = or_b[i, j]
+            if math.isnan(tb):
+                continue
+            # the matcher's frame is (x, -y): ISO angles are counter-clockwise there
+            x, y = (j + 0.5) * block - tx, -(i + 0.5) * block - ty
+            xa, ya = x * c + y * s, -x * s + y * c
+            ja, ia = int(math.floor(xa / block)), int(math.floor(-ya / block))
+            if ia < 0 or ja < 0 or ia >= ha or ja >= wa:
+                continue
+            ta = or_a[ia, ja]
+            if math.isnan(ta):
+                continue
+            total += math.cos(2.0 * (tb - ta - rot))
+            n += 1
+    return (total / n if n else 0.0), n
+
+
+def features_of(root: Path, name: str, condition: str, extraction: ExtractionParams, cache: Path, tag: str):
+    """(keys, templates, orientation fields) of a set, cached as npz."""
+    f = cache / f"{name}-{condition}-{tag}.npz"
+    if f.exists():
+        z = np.load(f, allow_pickle=True)
+        keys = [tuple(k) for k in z["keys"]]
+        temps = [Template.from_bytes(bytes(b)) if len(b) else None for b in z["templates"]]
+        return keys, temps, list(z["orient"])
+    images, dpi = datasets.load_condition(root, name, condition)
+    keys, temps, orient = [], [], []
+    for key, img in images.items():
+        try:
+            ft = extract_features(img, dpi=dpi, params=extraction)
+            t = Template(ft.minutiae, ft.shape, mask=ft.mask, mask_block=ft.mask_block, dpi=dpi)
+            o = ft.orientation
+        except ValueError:
+            t, o = None, np.zeros((1, 1), np.float32) * np.nan
+        keys.append(key)
+        temps.append(t)
+        orient.append(o)
+    cache.mkdir(parents=True, exist_ok=True)
+    blobs = np.empty(len(temps), object)
+    blobs[:] = [np.frombuffer(t.to_bytes(), np.uint8) if t is not None else np.zeros(0, np.uint8) for t in temps]
+    ors = np.empty(len(orient), object)
+    ors[:] = orient
+    np.savez(f, keys=np.array(keys), templates=blobs, orient=ors)
+    return keys, temps, orient
+
+
+def comparisons(keys, temps, orient) -> dict[str, np.ndarray]:
+    """Every pair of the all-pairs protocol: genuine flag, score, matched, flow agreement, shared blocks."""
+    rows = []
+    for a in range(len(keys)):
+        for b in range(a + 1, len(keys)):
+            ta, tb = temps[a], temps[b]
+            gen = keys[a][0] == keys[b][0]
+            if ta is None or tb is None or ta.local.count < 2 or tb.local.count < 2:
+                rows.append((gen, 0.0, 0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0))
+                continue
+            fp, ip = _packed(ta.params)
+            la, lb = ta.local, tb.local
+            ga, ba = ta.valid_grid
+            gb, bb = tb.valid_grid
+            qa = ta.minutiae[la.index, 3].astype(np.float64)
+            qb = tb.minutiae[lb.index, 3].astype(np.float64)
+            sim = la.desc @ tb.desc_t
+            r = _align(sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb)
+            if r[5] == 0:
+                rows.append((gen, r[0], 0, 0.0, 0, 0.0, 0, r[6], r[7], r[8]))
+                continue
+            ag_p, n_p = _flow_agreement(orient[a], orient[b], ta.mask_block, r[1], r[2], r[3], r[4], 1.0)
+            ag_m, n_m = _flow_agreement(orient[a], orient[b], ta.mask_block, r[1], r[2], r[3], r[4], -1.0)
+            rows.append((gen, r[0], int(r[5]), ag_p, n_p, ag_m, n_m, r[6], r[7], r[8]))
+    arr = np.array(rows, np.float64)
+    return {
+        "genuine": arr[:, 0].astype(bool), "score": arr[:, 1], "matched": arr[:, 2],
+        "agree_plus": arr[:, 3], "blocks_plus": arr[:, 4], "agree_minus": arr[:, 5], "blocks_minus": arr[:, 6],
+        "q_one": arr[:, 7], "q_two": arr[:, 8], "q_three": arr[:, 9],
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/fpverify-orientation"))
+    ap.add_argument("--model", action="append", default=[], help="YEAR=path of the network that held YEAR out")
+    ap.add_argument("--conditions", default="sensor,native")
+    args = ap.parse_args()
+    root = datasets.default_root()
+    models = dict(m.split("=", 1) for m in args.model)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for condition in args.conditions.split(","):
+        for name in datasets.FVC_SETS:
+            year = name[3:7]
+            model = models.get(year, "")
+            tag = Path(model).stem if model else "shipped"
+            extraction = ExtractionParams(detector=FusedDetector(model=model)) if model else ExtractionParams()
+            out = args.out / f"{name}-{condition}.npz"
+            if out.exists():
+                continue
+            keys, temps, orient = features_of(root, name, condition, extraction, args.cache, tag)
+            rows = comparisons(keys, temps, orient)
+            np.savez(out, **rows)
+            g = rows["genuine"]
+            eer = metrics.rates(rows["score"][g], rows["score"][~g])["EER"]
+            print(
+                f"{name} {condition} {tag}: EER {100 * eer:.2f} %  flow agreement (+/-) genuine "
+                f"{rows['agree_plus'][g].mean():.3f}/{rows['agree_minus'][g].mean():.3f} impostor "
+                f"{rows['agree_plus'][~g].mean():.3f}/{rows['agree_minus'][~g].mean():.3f}",
+                flush=True,
+            )
+    (args.out / "done.json").write_text(json.dumps({"models": models}))
+
+
+if __name__ == "__main__":
+    main()
