@@ -13,7 +13,8 @@
 5. Global consolidation: the relaxed pairs give a rigid alignment; minutiae are then paired one to
    one (closest first) within tolerances, the alignment is refitted on those pairs and the pairing
    redone, and matched^2 / (minutiae of each side inside the other's finger area) is the pairing
-   score. Final score = (LSS-R ** score_mix * pairing ** (1 - score_mix)) ** score_power.
+   score, each minutia counted at quality ** pair_quality_power (doubtful detections count little
+   either way). Final score = (LSS-R ** score_mix * pairing ** (1 - score_mix)) ** score_power.
 
 Score scale: a float in [0, 1]; 0 when either template has fewer than two usable cylinders.
 Impostor pairs exceed ~0.16-0.17 once in a thousand on the FVC sets; the operating thresholds

@@ -76,3 +76,18 @@ def test_fit_uses_the_data_where_it_resolves_the_rate_and_the_model_beyond():
     assert scale2 > scale and t2["fmr_1e-4"] > t["fmr_1e-4"]
     with pytest.raises(ValueError, match="operating point name"):
         decision.point_rate("strict")
+
+
+def test_a_sensor_whose_impostors_sit_higher_raises_the_tail_scale():
+    """Two sensors with the same tail shape, one shifted up: its own-start scale does not show the
+    shift, its mean excess above the pooled start does, and the thresholds beyond the data rise."""
+    rng = np.random.default_rng(29)
+    light = _impostor_scores(rng, 400_000)
+    shifted = _impostor_scores(rng, 100_000) + 0.03
+    t, scale = decision.fit([light, shifted], POINTS)
+    u, pooled_scale = decision._tail(np.concatenate([light, shifted]), 1e-2)
+    own = max(pooled_scale, *(decision._tail(x, 1e-2)[1] for x in (light, shifted)))
+    assert scale == pytest.approx(float((shifted[shifted >= u] - u).mean())) and scale > own
+    assert t["fmr_1e-4"] == pytest.approx(u + scale * np.log(100)) and t["fmr_1e-4"] > u + own * np.log(100)
+    fresh = _impostor_scores(rng, 2_000_000) + 0.03  # the shifted sensor's rate beyond the data: lower
+    assert np.mean(fresh >= t["fmr_1e-4"]) < np.mean(fresh >= u + own * np.log(100))

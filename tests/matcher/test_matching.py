@@ -147,3 +147,46 @@ def test_relaxation_matches_the_reference(population):
     assert len(ia) == 48
     assert np.allclose(got, want, rtol=1e-12, atol=1e-15)
     assert not np.allclose(got, lam0)  # the relaxation did something
+
+
+def _pairing(w_a, w_b, xy_a, u_a, xy_b, u_b):
+    from fpverify.matcher import kernels
+
+    grid = np.ones((40, 40), bool)  # a 320 px square finger, 8 px blocks
+    anchors = np.arange(3)
+    return kernels.pairing(
+        xy_a, u_a, w_a, xy_b, u_b, w_b, anchors, anchors, np.ones(3), grid, 8, grid, 8, 20.0, np.cos(np.pi / 6), 8, 1
+    )
+
+
+def test_low_quality_minutiae_neither_make_nor_spoil_the_pairing():
+    rng = np.random.default_rng(3)
+    n, extra = 20, 10
+    xy = np.stack([rng.uniform(20, 300, n + extra), -rng.uniform(20, 300, n + extra)], axis=1)  # y up
+    ang = rng.uniform(0, 2 * np.pi, n + extra)
+    u = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    xy_a, u_a = xy[:n], u[:n]  # b holds a's minutiae and 10 more that a lacks (spurious detections)
+    ones = np.ones(n + extra)
+    assert _pairing(ones[:n], ones, xy_a, u_a, xy, u) == pytest.approx(n * n / (n * (n + extra)))
+    # the 10 extra ones are doubtful (quality 0): they no longer count against the match
+    doubtful = np.r_[np.ones(n), np.zeros(extra)]
+    assert _pairing(ones[:n], doubtful, xy_a, u_a, xy, u) == pytest.approx(1.0)
+    # the true ones at any quality: still a perfect pairing; the spurious at full weight spoil it again
+    q = rng.uniform(0.3, 1.0, n) ** 2
+    assert _pairing(q, np.r_[q, np.zeros(extra)], xy_a, u_a, xy, u) == pytest.approx(1.0)
+    assert _pairing(q, np.r_[q, np.ones(extra)], xy_a, u_a, xy, u) < 0.8
+
+
+def test_a_template_without_any_quality_counts_every_minutia(population):
+    from fpverify.matcher.params import MatchParams
+
+    def unrated(t, params=None):  # an ISO record from a device that writes quality 0 ("not reported")
+        m = t.minutiae.copy()
+        m[:, 3] = 0.0
+        return Template(m, t.shape, mask=t.mask, mask_block=t.mask_block, params=params)
+
+    plain = MatchParams(pair_quality_power=0.0)
+    a, b = population[0][0], population[0][1]
+    score = matcher.compare(unrated(a), unrated(b))
+    assert score == matcher.compare(unrated(a, plain), unrated(b, plain))
+    assert score > max(matcher.compare(unrated(a), unrated(other[1])) for other in population[1:])
