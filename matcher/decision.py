@@ -64,26 +64,29 @@ def _tail(scores: np.ndarray, tail_from: float) -> tuple[float, float]:
 
 
 def fit(
-    impostor_by_sensor: Sequence[np.ndarray], points: Sequence[str], tail_from: float = 1e-2
+    impostor_by_sensor: Sequence[np.ndarray], points: Sequence[str], tail_from: float = 1e-2, shifted: bool = False
 ) -> tuple[dict[str, float], float]:
     """(THRESHOLDS, TAIL_SCALE) from one-comparison impostor scores, one array per sensor (FVC set).
 
     The tail starts at the pooled `tail_from` quantile; TAIL_SCALE is the heaviest of the sensors'
     exponential tails (and the pooled one): pooled, one sensor's heavy tail hides among the light
     ones, and the promise must hold on a sensor like it (fitted on two FVC years only, the pooled
-    scale failed on the third). A sensor's tail counts twice: its scale above its own `tail_from`
-    quantile, and its mean excess above the pooled start (at least 10 scores there), which is larger
-    where its impostors sit higher than the pool's, not only spread wider: with the quality-weighted
-    pairing the normalised FVC2000 decisions failed fmr_1e-3 held out without it (docs/matcher.md).
-    Each point's threshold is the larger of the model's and the pooled empirical quantile: the model
+    scale failed on the third). With `shifted`, a sensor's tail also counts by its mean excess above
+    the pooled start (at least 10 scores there), which is larger where its impostors sit higher than
+    the pool's, not only spread wider. The cohort-normalised fit needs it: with the quality-weighted
+    pairing its FVC2000 decisions failed fmr_1e-3 held out without it. The raw fit passes without it,
+    and there the larger scale would cost the fallback decision and, multiplied by ln(n) for n in the
+    millions, the registry's duplicate check (docs/matcher.md). Each point's threshold is the larger of the model's and the pooled empirical quantile: the model
     reaches rates the sample cannot resolve (fewer than 10 / rate scores), and where the tail is
     heavier than the model the data wins.
     """
     sensors = [np.asarray(s, np.float64) for s in impostor_by_sensor]
     pooled = np.concatenate(sensors)
     u, scale = _tail(pooled, tail_from)
-    above = [s[s >= u] - u for s in sensors]
-    scale = max([scale, *(_tail(s, tail_from)[1] for s in sensors), *(float(a.mean()) for a in above if len(a) >= 10)])
+    scale = max([scale, *(_tail(s, tail_from)[1] for s in sensors)])
+    if shifted:
+        above = [s[s >= u] - u for s in sensors]
+        scale = max([scale, *(float(a.mean()) for a in above if len(a) >= 10)])
     out = {}
     for p in points:
         a = point_rate(p)

@@ -13,7 +13,8 @@ With `--cohort other-years` the same is done on cohort-normalised scores (matche
 each template's scores are normalised by its scores against the presses of other FVC years (the fit:
 the two other years; leaving year Y out, a training year's templates by the third year only and Y's
 by both others), so neither the fit nor a template's cohort ever holds the held-out year's fingers.
-That fits decision.COHORT_THRESHOLDS and COHORT_TAIL_SCALE.
+That fits decision.COHORT_THRESHOLDS and COHORT_TAIL_SCALE, with the tail rule that also guards
+against a set whose normalised impostors sit higher than the pool's (`decision.fit(shifted=True)`).
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def run(
 
     years = {y: year(y, None) for y in raw}
     pool = {y: yr.same_set_impostors() for y, yr in years.items()}
-    thresholds, scale = decision.fit([s for v in pool.values() for s in v], POINTS)
+    thresholds, scale = decision.fit([s for v in pool.values() for s in v], POINTS, shifted=cohort)
     res: dict = {
         "condition": condition,
         "enroll": enroll,
@@ -205,7 +206,7 @@ def run(
     for y, yr in years.items():
         held = {k: year(k, y).same_set_impostors() for k in raw if k != y} if cohort else pool
         train = [s for k, v in held.items() if k != y for s in v]
-        t_y, s_y = decision.fit(train, POINTS)
+        t_y, s_y = decision.fit(train, POINTS, shifted=cohort)
         res["leave_one_year_out"][y] = {
             "fit": {"THRESHOLDS": t_y, "TAIL_SCALE": s_y, "impostor_comparisons": int(sum(map(len, train)))},
             "check": check_year(yr, t_y, s_y, enroll),

@@ -34,12 +34,15 @@ from fpverify.matcher.template import Template
 
 YEARS = ("2000", "2002", "2004")
 GAMMAS = (1.0, 2.0, 3.0)  # quality exponents of the weighted pairing (q_one, q_two, q_three)
+LSS_MODE = 0  # --lss-mode (see _align)
 
 
 @njit(cache=True)
-def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b):
+def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b, lss_mode):
     """`kernels.consolidate`, returning (score, c, s, tx, ty, matched) instead of the score alone,
-    then the score with each minutia weighted by its quality ** 0.5, 1, 2 in the pairing counts."""
+    then the score with each minutia weighted by its quality ** GAMMAS in the pairing counts; with
+    `lss_mode` 1 the LSS-R mean in those is weighted by sqrt(q_a q_b) of each pair, with 2 each
+    relaxed weight is multiplied by it (0: the plain mean)."""
     cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, power = fp[:10]
     n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
     na, nb = sim.shape
@@ -98,19 +101,27 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
     for i in range(na):
         ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
         ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
-    ov_a = kernels.footprint_count(grid_b, block_b, ax, ay)
+    ov_a = kernels.footprint_weight(grid_b, block_b, ax, ay, np.ones(na))
     bx = np.empty(nb)
     by = np.empty(nb)
     for j in range(nb):
         x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
         bx[j] = x * c + y * s
         by[j] = -x * s + y * c
-    ov_b = kernels.footprint_count(grid_a, block_a, bx, by)
+    ov_b = kernels.footprint_weight(grid_a, block_a, bx, by, np.ones(nb))
     pr = matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
     if lss > 0.0 and pr > 0.0:
         out[0] = (lss**mix * pr ** (1.0 - mix)) ** power
     on_a = _on_grid(grid_b, block_b, ax, ay)
     on_b = _on_grid(grid_a, block_a, bx, by)
+    if lss_mode > 0:
+        sq = np.empty(pa.shape[0])
+        for k in range(pa.shape[0]):
+            sq[k] = math.sqrt(q_a[pa[k]] * q_b[pb[k]])
+        if lss_mode == 1:
+            lss = (wt * sq).sum() / max(sq.sum(), 1e-9)
+        else:
+            lss = (wt * sq).mean()
     for g, gamma in enumerate(GAMMAS):
         wa = q_a**gamma
         wb = q_b**gamma
@@ -213,7 +224,9 @@ def comparisons(keys, temps, orient) -> dict[str, np.ndarray]:
             qa = ta.minutiae[la.index, 3].astype(np.float64)
             qb = tb.minutiae[lb.index, 3].astype(np.float64)
             sim = la.desc @ tb.desc_t
-            r = _align(sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb)
+            r = _align(
+                sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb, LSS_MODE
+            )
             if r[5] == 0:
                 rows.append((gen, r[0], 0, 0.0, 0, 0.0, 0, r[6], r[7], r[8]))
                 continue
@@ -234,7 +247,10 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/fpverify-orientation"))
     ap.add_argument("--model", action="append", default=[], help="YEAR=path of the network that held YEAR out")
     ap.add_argument("--conditions", default="sensor,native")
+    ap.add_argument("--lss-mode", type=int, default=0, help="1, 2: quality-weighted LSS-R in the q columns")
     args = ap.parse_args()
+    global LSS_MODE
+    LSS_MODE = args.lss_mode
     root = datasets.default_root()
     models = dict(m.split("=", 1) for m in args.model)
     args.out.mkdir(parents=True, exist_ok=True)

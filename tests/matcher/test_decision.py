@@ -84,10 +84,11 @@ def test_a_sensor_whose_impostors_sit_higher_raises_the_tail_scale():
     rng = np.random.default_rng(29)
     light = _impostor_scores(rng, 400_000)
     shifted = _impostor_scores(rng, 100_000) + 0.03
-    t, scale = decision.fit([light, shifted], POINTS)
+    t, scale = decision.fit([light, shifted], POINTS, shifted=True)
+    t0, scale0 = decision.fit([light, shifted], POINTS)  # the raw fit's rule: own-start scales only
     u, pooled_scale = decision._tail(np.concatenate([light, shifted]), 1e-2)
     own = max(pooled_scale, *(decision._tail(x, 1e-2)[1] for x in (light, shifted)))
-    assert scale == pytest.approx(float((shifted[shifted >= u] - u).mean())) and scale > own
+    assert scale == pytest.approx(float((shifted[shifted >= u] - u).mean())) and scale > own == scale0
     assert t["fmr_1e-4"] == pytest.approx(u + scale * np.log(100)) and t["fmr_1e-4"] > u + own * np.log(100)
     fresh = _impostor_scores(rng, 2_000_000) + 0.03  # the shifted sensor's rate beyond the data: lower
     assert np.mean(fresh >= t["fmr_1e-4"]) < np.mean(fresh >= u + own * np.log(100))
