@@ -222,6 +222,69 @@ def _fit(xy_a, xy_b, pa, pb):
 
 
 @njit(**_JIT)
+def align(xy_a, ua, xy_b, ub, pa, pb, wt, tol_d, cos_tol_a, refine):
+    """The rigid alignment and the one-to-one pairing it gives: (matched, c, s, tx, ty, ma, mb).
+
+    The first alignment comes from the relaxed pairs (pa, pb; weights wt); `refine` times it is
+    refitted by least squares on all the minutiae paired so far and the pairing redone (kept when
+    it pairs more). matched is 0 when the relaxed pairs give no rotation.
+    """
+    na, nb = xy_a.shape[0], xy_b.shape[0]
+    ma = np.empty(min(na, nb), np.int64)
+    mb = np.empty(min(na, nb), np.int64)
+    cs = 0.0
+    sn = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        cs += wt[k] * (ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1])
+        sn += wt[k] * (ua[i, 0] * ub[j, 1] - ua[i, 1] * ub[j, 0])
+    norm = math.hypot(cs, sn)
+    wsum = wt.sum()
+    if norm <= 0.0 or wsum <= 0.0:
+        return 0, 1.0, 0.0, 0.0, 0.0, ma, mb
+    c, s = cs / norm, sn / norm
+    tx = 0.0
+    ty = 0.0
+    for k in range(pa.shape[0]):
+        i, j = pa[k], pb[k]
+        tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
+        ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
+    tx /= wsum
+    ty /= wsum
+    matched = _pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb)
+    for _ in range(refine):
+        if matched < 3:
+            break
+        c2, s2, tx2, ty2 = _fit(xy_a, xy_b, ma[:matched], mb[:matched])
+        ma2 = np.empty_like(ma)
+        mb2 = np.empty_like(mb)
+        m2 = _pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
+        if m2 <= matched:
+            break
+        matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
+    return matched, c, s, tx, ty, ma, mb
+
+
+@njit(**_JIT)
+def common_area(xy_a, w_a, grid_a, block_a, xy_b, w_b, grid_b, block_b, c, s, tx, ty):
+    """(a's weight on b's finger, b's weight on a's finger) under the alignment (c, s, tx, ty)."""
+    na, nb = xy_a.shape[0], xy_b.shape[0]
+    ax = np.empty(na)
+    ay = np.empty(na)
+    for i in range(na):
+        ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
+        ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
+    # b's minutiae back in a's frame: inverse rotation of (xy - t)
+    bx = np.empty(nb)
+    by = np.empty(nb)
+    for j in range(nb):
+        x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
+        bx[j] = x * c + y * s
+        by[j] = -x * s + y * c
+    return footprint_weight(grid_b, block_b, ax, ay, w_a), footprint_weight(grid_a, block_a, bx, by, w_b)
+
+
+@njit(**_JIT)
 def pairing(
     xy_a: np.ndarray,
     ua: np.ndarray,
@@ -241,69 +304,44 @@ def pairing(
     min_overlap: int,
     refine: int,
 ) -> float:
-    """Align on the relaxed pairs, pair minutiae one to one; matched^2 / (overlap_a * overlap_b).
+    """Align on the relaxed pairs (`align`), pair minutiae one to one; matched^2 / (overlap_a * overlap_b).
 
-    The first alignment comes from the few relaxed pairs; `refine` times it is refitted by least
-    squares on all the minutiae paired so far and the pairing redone (kept when it pairs more).
     Counts are weighted (`w_a`, `w_b`: quality ** pair_quality_power): a pair counts sqrt(w_a w_b),
     the common area the weights of the minutiae on it, and min_overlap minutiae of mean weight.
     """
-    cs = 0.0
-    sn = 0.0
-    for k in range(pa.shape[0]):
-        i, j = pa[k], pb[k]
-        cs += wt[k] * (ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1])
-        sn += wt[k] * (ua[i, 0] * ub[j, 1] - ua[i, 1] * ub[j, 0])
-    norm = math.hypot(cs, sn)
-    wsum = wt.sum()
-    if norm <= 0.0 or wsum <= 0.0:
-        return 0.0
-    c, s = cs / norm, sn / norm
-    tx = 0.0
-    ty = 0.0
-    for k in range(pa.shape[0]):
-        i, j = pa[k], pb[k]
-        tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
-        ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
-    tx /= wsum
-    ty /= wsum
-    na, nb = xy_a.shape[0], xy_b.shape[0]
-    ma = np.empty(min(na, nb), np.int64)
-    mb = np.empty(min(na, nb), np.int64)
-    matched = _pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb)
-    for _ in range(refine):
-        if matched < 3:
-            break
-        c2, s2, tx2, ty2 = _fit(xy_a, xy_b, ma[:matched], mb[:matched])
-        ma2 = np.empty_like(ma)
-        mb2 = np.empty_like(mb)
-        m2 = _pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
-        if m2 <= matched:
-            break
-        matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
+    matched, c, s, tx, ty, ma, mb = align(xy_a, ua, xy_b, ub, pa, pb, wt, tol_d, cos_tol_a, refine)
     if matched == 0:
         return 0.0
     m = 0.0
     for k in range(matched):
         m += math.sqrt(w_a[ma[k]] * w_b[mb[k]])
-    ax = np.empty(na)
-    ay = np.empty(na)
-    for i in range(na):
-        ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
-        ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
-    ov_a = footprint_weight(grid_b, block_b, ax, ay, w_a)
-    # b's minutiae back in a's frame: inverse rotation of (xy - t)
-    bx = np.empty(nb)
-    by = np.empty(nb)
-    for j in range(nb):
-        x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
-        bx[j] = x * c + y * s
-        by[j] = -x * s + y * c
-    ov_b = footprint_weight(grid_a, block_a, bx, by, w_b)
+    ov_a, ov_b = common_area(xy_a, w_a, grid_a, block_a, xy_b, w_b, grid_b, block_b, c, s, tx, ty)
     den = max(ov_a, min_overlap * w_a.mean()) * max(ov_b, min_overlap * w_b.mean())
     if den <= 0.0:
         return 0.0
     return m * m / den
+
+
+@njit(**_JIT)
+def anchors(sim, ua, ub, geo_a, geo_b, fp, ip):
+    """Steps 2-4: the relaxed pairs that anchor the alignment (pa, pb, their weights) and the LSS-R score."""
+    cos_gate, wd, wa, relax_w = fp[0], fp[1], fp[2], fp[3]
+    np_mu, np_tau = fp[7], fp[8]
+    n_relax, iters, min_np, max_np = ip[0], ip[1], ip[2], ip[3]
+    na, nb = sim.shape
+    ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
+    nr = ia.shape[0]
+    if nr == 0:
+        return ia, ib, lam0, 0.0
+    lam = relax(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, relax_w, iters)
+    z = 1.0 / (1.0 + math.exp(-np_tau * (min(na, nb) - np_mu)))
+    n_p = min(int(min_np + round(z * (max_np - min_np))), nr)
+    eff = np.empty(nr)
+    for k in range(nr):
+        eff[k] = lam[k] / max(lam0[k], 1e-9)
+    top = np.argsort(-eff)[:n_p]
+    wt = lam[top]
+    return ia[top], ib[top], wt, wt.mean()
 
 
 @njit(**_JIT)
@@ -325,28 +363,16 @@ def consolidate(
     ip: np.ndarray,
 ) -> float:
     """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
-    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, power = fp[:10]
-    n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
-    na, nb = sim.shape
-    ia, ib, lam0 = top_pairs(sim, cos_gate, ua, ub, n_relax)
-    nr = ia.shape[0]
-    if nr == 0:
+    tol_d, cos_tol_a, mix, power = fp[4], fp[5], fp[6], fp[9]
+    min_overlap, refine = ip[4], ip[5]
+    pa, pb, wt, lss = anchors(sim, ua, ub, geo_a, geo_b, fp, ip)
+    if pa.shape[0] == 0:
         return 0.0
-    lam = relax(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, relax_w, iters)
-    z = 1.0 / (1.0 + math.exp(-np_tau * (min(na, nb) - np_mu)))
-    n_p = min(int(min_np + round(z * (max_np - min_np))), nr)
-    eff = np.empty(nr)
-    for k in range(nr):
-        eff[k] = lam[k] / max(lam0[k], 1e-9)
-    top = np.argsort(-eff)[:n_p]
-    wt = lam[top]
-    lss = wt.mean()
     if mix >= 1.0:
         return lss**power
     pr = pairing(
-        xy_a, ua, w_a, xy_b, ub, w_b, ia[top], ib[top], wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a,
-        min_overlap, refine,
-    )  # fmt: skip
+        xy_a, ua, w_a, xy_b, ub, w_b, pa, pb, wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap, refine
+    )
     if lss <= 0.0 or pr <= 0.0:
         return 0.0
     return (lss**mix * pr ** (1.0 - mix)) ** power

@@ -27,6 +27,7 @@ path.write_text(src.replace('"cache": True', '"cache": False'))
 spec = importlib.util.spec_from_file_location("kernels_before", path)
 old_kernels = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(old_kernels)
+WEIGHTED = "w_a: np.ndarray" in src
 
 
 def before(a, b, fp, ip):
@@ -35,6 +36,9 @@ def before(a, b, fp, ip):
     ga, ba = a.valid_grid
     gb, bb = b.valid_grid
     right = lb.desc.T if BEFORE == "14a4de4" else b.desc_t
+    if WEIGHTED:  # revisions since the quality-weighted pairing take each side's minutia weights
+        return float(old_kernels.consolidate(la.desc @ right, la.xy, la.unit, la.weight, a.geometry, ga, ba,
+                                             lb.xy, lb.unit, lb.weight, b.geometry, gb, bb, fp, ip))
     return float(old_kernels.consolidate(la.desc @ right, la.xy, la.unit, a.geometry, ga, ba, lb.xy, lb.unit,
                                          b.geometry, gb, bb, fp, ip))
 

@@ -39,81 +39,25 @@ LSS_MODE = 0  # --lss-mode (see _align)
 
 @njit(cache=True)
 def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b, lss_mode):
-    """`kernels.consolidate`, returning (score, c, s, tx, ty, matched) instead of the score alone,
-    then the score with each minutia weighted by its quality ** GAMMAS in the pairing counts; with
+    """The matcher's steps with every minutia counted 1, returning (score, c, s, tx, ty, matched), then
+    the score with each minutia weighted by its quality ** GAMMAS in the pairing counts; with
     `lss_mode` 1 the LSS-R mean in those is weighted by sqrt(q_a q_b) of each pair, with 2 each
     relaxed weight is multiplied by it (0: the plain mean)."""
-    cos_gate, wd, wa, relax_w, tol_d, cos_tol_a, mix, np_mu, np_tau, power = fp[:10]
-    n_relax, iters, min_np, max_np, min_overlap, refine = ip[:6]
-    na, nb = sim.shape
+    tol_d, cos_tol_a, mix, power = fp[4], fp[5], fp[6], fp[9]
+    min_overlap, refine = ip[4], ip[5]
     out = np.zeros(9)
-    ia, ib, lam0 = kernels.top_pairs(sim, cos_gate, ua, ub, n_relax)
-    nr = ia.shape[0]
-    if nr == 0:
+    pa, pb, wt, lss = kernels.anchors(sim, ua, ub, geo_a, geo_b, fp, ip)
+    if pa.shape[0] == 0:
         return out
-    lam = kernels.relax(geo_a, geo_b, na, nb, ia, ib, lam0, wd, wa, relax_w, iters)
-    z = 1.0 / (1.0 + math.exp(-np_tau * (min(na, nb) - np_mu)))
-    n_p = min(int(min_np + round(z * (max_np - min_np))), nr)
-    eff = np.empty(nr)
-    for k in range(nr):
-        eff[k] = lam[k] / max(lam0[k], 1e-9)
-    top = np.argsort(-eff)[:n_p]
-    wt = lam[top]
-    lss = wt.mean()
-    pa, pb = ia[top], ib[top]
-    cs = 0.0
-    sn = 0.0
-    for k in range(pa.shape[0]):
-        i, j = pa[k], pb[k]
-        cs += wt[k] * (ua[i, 0] * ub[j, 0] + ua[i, 1] * ub[j, 1])
-        sn += wt[k] * (ua[i, 0] * ub[j, 1] - ua[i, 1] * ub[j, 0])
-    norm = math.hypot(cs, sn)
-    wsum = wt.sum()
-    if norm <= 0.0 or wsum <= 0.0:
-        return out
-    c, s = cs / norm, sn / norm
-    tx = 0.0
-    ty = 0.0
-    for k in range(pa.shape[0]):
-        i, j = pa[k], pb[k]
-        tx += wt[k] * (xy_b[j, 0] - (xy_a[i, 0] * c - xy_a[i, 1] * s))
-        ty += wt[k] * (xy_b[j, 1] - (xy_a[i, 0] * s + xy_a[i, 1] * c))
-    tx /= wsum
-    ty /= wsum
-    ma = np.empty(min(na, nb), np.int64)
-    mb = np.empty(min(na, nb), np.int64)
-    matched = kernels._pair_up(xy_a, ua, xy_b, ub, c, s, tx, ty, tol_d, cos_tol_a, ma, mb)
-    for _ in range(refine):
-        if matched < 3:
-            break
-        c2, s2, tx2, ty2 = kernels._fit(xy_a, xy_b, ma[:matched], mb[:matched])
-        ma2 = np.empty_like(ma)
-        mb2 = np.empty_like(mb)
-        m2 = kernels._pair_up(xy_a, ua, xy_b, ub, c2, s2, tx2, ty2, tol_d, cos_tol_a, ma2, mb2)
-        if m2 <= matched:
-            break
-        matched, c, s, tx, ty, ma, mb = m2, c2, s2, tx2, ty2, ma2, mb2
+    matched, c, s, tx, ty, ma, mb = kernels.align(xy_a, ua, xy_b, ub, pa, pb, wt, tol_d, cos_tol_a, refine)
     out[1], out[2], out[3], out[4], out[5] = c, s, tx, ty, matched
     if matched == 0:
         return out
-    ax = np.empty(na)
-    ay = np.empty(na)
-    for i in range(na):
-        ax[i] = xy_a[i, 0] * c - xy_a[i, 1] * s + tx
-        ay[i] = xy_a[i, 0] * s + xy_a[i, 1] * c + ty
-    ov_a = kernels.footprint_weight(grid_b, block_b, ax, ay, np.ones(na))
-    bx = np.empty(nb)
-    by = np.empty(nb)
-    for j in range(nb):
-        x, y = xy_b[j, 0] - tx, xy_b[j, 1] - ty
-        bx[j] = x * c + y * s
-        by[j] = -x * s + y * c
-    ov_b = kernels.footprint_weight(grid_a, block_a, bx, by, np.ones(nb))
+    ones_a, ones_b = np.ones(xy_a.shape[0]), np.ones(xy_b.shape[0])
+    ov_a, ov_b = kernels.common_area(xy_a, ones_a, grid_a, block_a, xy_b, ones_b, grid_b, block_b, c, s, tx, ty)
     pr = matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
     if lss > 0.0 and pr > 0.0:
         out[0] = (lss**mix * pr ** (1.0 - mix)) ** power
-    on_a = _on_grid(grid_b, block_b, ax, ay)
-    on_b = _on_grid(grid_a, block_a, bx, by)
     if lss_mode > 0:
         sq = np.empty(pa.shape[0])
         for k in range(pa.shape[0]):
@@ -128,26 +72,11 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
         m = 0.0
         for k in range(matched):
             m += math.sqrt(wa[ma[k]] * wb[mb[k]])
-        sa = (wa * on_a).sum()
-        sb = (wb * on_b).sum()
-        mean_a = max(wa.mean(), 1e-6)
-        mean_b = max(wb.mean(), 1e-6)
-        prw = m * m / (max(sa, min_overlap * mean_a) * max(sb, min_overlap * mean_b))
+        sa, sb = kernels.common_area(xy_a, wa, grid_a, block_a, xy_b, wb, grid_b, block_b, c, s, tx, ty)
+        prw = m * m / (max(sa, min_overlap * max(wa.mean(), 1e-6)) * max(sb, min_overlap * max(wb.mean(), 1e-6)))
         if lss > 0.0 and prw > 0.0:
             out[6 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
     return out
-
-
-@njit(cache=True)
-def _on_grid(grid, block, xs, ys):
-    gh, gw = grid.shape
-    on = np.zeros(xs.shape[0])
-    for k in range(xs.shape[0]):
-        i = math.floor(-ys[k] / block)
-        j = math.floor(xs[k] / block)
-        if 0 <= i < gh and 0 <= j < gw and grid[i, j]:
-            on[k] = 1.0
-    return on
 
 
 @njit(cache=True)
