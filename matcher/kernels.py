@@ -303,18 +303,24 @@ def pairing(
     cos_tol_a: float,
     min_overlap: int,
     refine: int,
+    sigma_d: float,
 ) -> float:
     """Align on the relaxed pairs (`align`), pair minutiae one to one; matched^2 / (overlap_a * overlap_b).
 
     Counts are weighted (`w_a`, `w_b`: quality ** pair_quality_power): a pair counts sqrt(w_a w_b),
-    the common area the weights of the minutiae on it, and min_overlap minutiae of mean weight.
+    times exp(-residual^2 / 2 sigma_d^2) of its distance after the alignment (sigma_d 0: not), the
+    common area the weights of the minutiae on it, and min_overlap minutiae of mean weight.
     """
     matched, c, s, tx, ty, ma, mb = align(xy_a, ua, xy_b, ub, pa, pb, wt, tol_d, cos_tol_a, refine)
     if matched == 0:
         return 0.0
+    inv = -0.5 / (sigma_d * sigma_d) if sigma_d > 0.0 else 0.0
     m = 0.0
     for k in range(matched):
-        m += math.sqrt(w_a[ma[k]] * w_b[mb[k]])
+        i, j = ma[k], mb[k]
+        dx = xy_a[i, 0] * c - xy_a[i, 1] * s + tx - xy_b[j, 0]
+        dy = xy_a[i, 0] * s + xy_a[i, 1] * c + ty - xy_b[j, 1]
+        m += math.sqrt(w_a[i] * w_b[j]) * math.exp((dx * dx + dy * dy) * inv)
     ov_a, ov_b = common_area(xy_a, w_a, grid_a, block_a, xy_b, w_b, grid_b, block_b, c, s, tx, ty)
     den = max(ov_a, min_overlap * w_a.mean()) * max(ov_b, min_overlap * w_b.mean())
     if den <= 0.0:
@@ -363,7 +369,7 @@ def consolidate(
     ip: np.ndarray,
 ) -> float:
     """The whole score from the similarity matrix. `fp`/`ip`: float/int parameters (see matching)."""
-    tol_d, cos_tol_a, mix, power = fp[4], fp[5], fp[6], fp[9]
+    tol_d, cos_tol_a, mix, power, sigma_d = fp[4], fp[5], fp[6], fp[9], fp[10]
     min_overlap, refine = ip[4], ip[5]
     pa, pb, wt, lss = anchors(sim, ua, ub, geo_a, geo_b, fp, ip)
     if pa.shape[0] == 0:
@@ -371,8 +377,9 @@ def consolidate(
     if mix >= 1.0:
         return lss**power
     pr = pairing(
-        xy_a, ua, w_a, xy_b, ub, w_b, pa, pb, wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap, refine
-    )
+        xy_a, ua, w_a, xy_b, ub, w_b, pa, pb, wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a, min_overlap,
+        refine, sigma_d,
+    )  # fmt: skip
     if lss <= 0.0 or pr <= 0.0:
         return 0.0
     return (lss**mix * pr ** (1.0 - mix)) ** power

@@ -57,7 +57,7 @@ def _packed(p: MatchParams) -> tuple[np.ndarray, np.ndarray]:
         fp = np.array(
             [
                 np.cos(p.max_rotation), -0.5 / p.rho_sigma_d**2, -0.5 / p.rho_sigma_a**2, p.relax_w,
-                p.pair_tol_d, np.cos(p.pair_tol_a), p.score_mix, p.np_mu, p.np_tau, p.score_power,
+                p.pair_tol_d, np.cos(p.pair_tol_a), p.score_mix, p.np_mu, p.np_tau, p.score_power, p.pair_sigma_d,
             ],
             np.float64,
         )  # fmt: skip

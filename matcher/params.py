@@ -157,6 +157,9 @@ class MatchParams:
     # the sum of its minutiae's weights): a doubtful detection neither makes nor spoils a match much.
     # 0 counts every minutia alike (before 2026-12-07, fourth session; docs/matcher.md).
     pair_quality_power: float = 2.0
+    # ... and exp(-d^2 / 2 sigma^2) of its distance d after the final alignment: a pair that only just
+    # falls within pair_tol_d (most chance pairings of an impostor) counts little. 0: not weighted.
+    pair_sigma_d: float = 8.0
     pair_refine: int = 1  # least-squares refits of the alignment on the paired minutiae
     # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.
     score_mix: float = 0.5

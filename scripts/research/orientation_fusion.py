@@ -35,6 +35,7 @@ from fpverify.matcher.template import Template
 YEARS = ("2000", "2002", "2004")
 GAMMAS = (1.0, 2.0, 3.0)  # quality exponents of the weighted pairing (q_one, q_two, q_three)
 LSS_MODE = 0  # --lss-mode (see _align)
+SOFT = (5.0, 6.0, 8.0)  # residual sigmas (px) of the soft pairing columns (soft5, soft6, soft8)
 
 
 @njit(cache=True)
@@ -45,7 +46,7 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
     relaxed weight is multiplied by it (0: the plain mean)."""
     tol_d, cos_tol_a, mix, power = fp[4], fp[5], fp[6], fp[9]
     min_overlap, refine = ip[4], ip[5]
-    out = np.zeros(9)
+    out = np.zeros(9 + len(SOFT))
     pa, pb, wt, lss = kernels.anchors(sim, ua, ub, geo_a, geo_b, fp, ip)
     if pa.shape[0] == 0:
         return out
@@ -76,6 +77,21 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
         prw = m * m / (max(sa, min_overlap * max(wa.mean(), 1e-6)) * max(sb, min_overlap * max(wb.mean(), 1e-6)))
         if lss > 0.0 and prw > 0.0:
             out[6 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
+    # soft pairing on the q^2 weights: a matched pair also counts exp(-residual^2 / 2 sigma^2)
+    wa = q_a**2.0
+    wb = q_b**2.0
+    sa, sb = kernels.common_area(xy_a, wa, grid_a, block_a, xy_b, wb, grid_b, block_b, c, s, tx, ty)
+    den = max(sa, min_overlap * max(wa.mean(), 1e-6)) * max(sb, min_overlap * max(wb.mean(), 1e-6))
+    for g in range(len(SOFT)):
+        m = 0.0
+        for k in range(matched):
+            i, j = ma[k], mb[k]
+            dx = xy_a[i, 0] * c - xy_a[i, 1] * s + tx - xy_b[j, 0]
+            dy = xy_a[i, 0] * s + xy_a[i, 1] * c + ty - xy_b[j, 1]
+            m += math.sqrt(wa[i] * wb[j]) * math.exp(-(dx * dx + dy * dy) / (2.0 * SOFT[g] ** 2))
+        prw = m * m / den
+        if lss > 0.0 and prw > 0.0:
+            out[9 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
     return out
 
 
@@ -144,7 +160,7 @@ def comparisons(keys, temps, orient) -> dict[str, np.ndarray]:
             ta, tb = temps[a], temps[b]
             gen = keys[a][0] == keys[b][0]
             if ta is None or tb is None or ta.local.count < 2 or tb.local.count < 2:
-                rows.append((gen, 0.0, 0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0))
+                rows.append((gen, 0.0, 0, 0.0, 0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
                 continue
             fp, ip = _packed(ta.params)
             la, lb = ta.local, tb.local
@@ -157,16 +173,17 @@ def comparisons(keys, temps, orient) -> dict[str, np.ndarray]:
                 sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb, LSS_MODE
             )
             if r[5] == 0:
-                rows.append((gen, r[0], 0, 0.0, 0, 0.0, 0, r[6], r[7], r[8]))
+                rows.append((gen, r[0], 0, 0.0, 0, 0.0, 0, *r[6:]))
                 continue
             ag_p, n_p = _flow_agreement(orient[a], orient[b], ta.mask_block, r[1], r[2], r[3], r[4], 1.0)
             ag_m, n_m = _flow_agreement(orient[a], orient[b], ta.mask_block, r[1], r[2], r[3], r[4], -1.0)
-            rows.append((gen, r[0], int(r[5]), ag_p, n_p, ag_m, n_m, r[6], r[7], r[8]))
+            rows.append((gen, r[0], int(r[5]), ag_p, n_p, ag_m, n_m, *r[6:]))
     arr = np.array(rows, np.float64)
     return {
         "genuine": arr[:, 0].astype(bool), "score": arr[:, 1], "matched": arr[:, 2],
         "agree_plus": arr[:, 3], "blocks_plus": arr[:, 4], "agree_minus": arr[:, 5], "blocks_minus": arr[:, 6],
         "q_one": arr[:, 7], "q_two": arr[:, 8], "q_three": arr[:, 9],
+        **{f"soft{int(sigma)}": arr[:, 10 + g] for g, sigma in enumerate(SOFT)},
     }  # fmt: skip
 
 

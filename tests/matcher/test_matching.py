@@ -149,14 +149,15 @@ def test_relaxation_matches_the_reference(population):
     assert not np.allclose(got, lam0)  # the relaxation did something
 
 
-def _pairing(w_a, w_b, xy_a, u_a, xy_b, u_b):
+def _pairing(w_a, w_b, xy_a, u_a, xy_b, u_b, sigma_d=0.0):
     from fpverify.matcher import kernels
 
     grid = np.ones((40, 40), bool)  # a 320 px square finger, 8 px blocks
     anchors = np.arange(3)
     return kernels.pairing(
-        xy_a, u_a, w_a, xy_b, u_b, w_b, anchors, anchors, np.ones(3), grid, 8, grid, 8, 20.0, np.cos(np.pi / 6), 8, 1
-    )
+        xy_a, u_a, w_a, xy_b, u_b, w_b, anchors, anchors, np.ones(3), grid, 8, grid, 8, 20.0, np.cos(np.pi / 6), 8, 1,
+        sigma_d,
+    )  # fmt: skip
 
 
 def test_low_quality_minutiae_neither_make_nor_spoil_the_pairing():
@@ -190,3 +191,21 @@ def test_a_template_without_any_quality_counts_every_minutia(population):
     score = matcher.compare(unrated(a), unrated(b))
     assert score == matcher.compare(unrated(a, plain), unrated(b, plain))
     assert score > max(matcher.compare(unrated(a), unrated(other[1])) for other in population[1:])
+
+
+def test_a_pair_that_only_just_pairs_counts_little():
+    rng = np.random.default_rng(8)
+    n = 20
+    xy = np.stack([rng.uniform(20, 300, n), -rng.uniform(20, 300, n)], axis=1)
+    ang = rng.uniform(0, 2 * np.pi, n)
+    u = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    ones = np.ones(n)
+    # b: the same minutiae, the last 5 moved 15 px (still within the 20 px tolerance, as chance pairings are)
+    far = xy.copy()
+    far[-5:, 0] += 15.0
+    assert _pairing(ones, ones, xy, u, far, u) == pytest.approx(1.0)  # a hard count cannot tell them apart
+    exact = _pairing(ones, ones, xy, u, xy, u, sigma_d=8.0)
+    loose = _pairing(ones, ones, xy, u, far, u, sigma_d=8.0)
+    assert exact == pytest.approx(1.0)
+    w = np.exp(-(15.0**2) / (2 * 8.0**2))  # what each moved pair counts (the anchors keep the alignment)
+    assert loose == pytest.approx((15 + 5 * w) ** 2 / n**2, rel=0.02) and loose < 0.85
