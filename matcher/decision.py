@@ -110,13 +110,13 @@ MIN_COHORT = 300  # cohort scores a template needs: 160 left the sd noisy (FNMR 
 # Thresholds on the normalised scale (units of the template's cohort sd) and their tail scale, fitted
 # by `fpverify bench calibrate --condition sensor --cohort other-years` (each template normalised by
 # the 640 presses of the two other FVC years; tail scale from the heaviest set, its excess above the
-# pooled start counted: fit(shifted=True)); rounded up. Refitted 2026-12-07 for the quality-weighted pairing.
+# pooled start counted: fit(shifted=True)); rounded up. Refitted 2026-12-07 for the weighted pairing.
 COHORT_THRESHOLDS: dict[str, float] = {
-    "fmr_1e-2": 2.7571,
-    "fmr_1e-3": 4.3090,
-    "fmr_1e-4": 5.8609,
+    "fmr_1e-2": 2.8706,
+    "fmr_1e-3": 4.4540,
+    "fmr_1e-4": 6.0374,
 }
-COHORT_TAIL_SCALE = 0.6740
+COHORT_TAIL_SCALE = 0.6877
 
 
 @dataclass(frozen=True)
