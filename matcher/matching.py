@@ -17,7 +17,7 @@
    either way). Final score = (LSS-R ** score_mix * pairing ** (1 - score_mix)) ** score_power.
 
 Score scale: a float in [0, 1]; 0 when either template has fewer than two usable cylinders.
-Impostor pairs exceed ~0.16-0.17 once in a thousand on the FVC sets; the operating thresholds
+Impostor pairs exceed about 0.12 once in a thousand on the FVC sets; the operating thresholds
 are in `matcher.THRESHOLDS` (one comparison) and `matcher.decision_threshold` (best of n). Steps 2-5 run compiled (`matcher.kernels`).
 """
 

@@ -164,7 +164,7 @@ class MatchParams:
     # Final score = lss_r ** score_mix * pairing ** (1 - score_mix); 1.0 disables pairing.
     score_mix: float = 0.5
     # ... raised to this power: monotonic, so no error rate changes; it only spreads the scores so that
-    # operating thresholds sit near 0.1-0.15 instead of 0.01-0.02 (readable on screens and in reports).
+    # operating thresholds sit near 0.09-0.15 instead of 0.01-0.02 (readable on screens and in reports).
     score_power: float = 0.5
 
     # 1:N first stage: gallery minutiae kept per template, probe minutiae kept, top-k averaged.
