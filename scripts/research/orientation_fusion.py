@@ -36,10 +36,11 @@ YEARS = ("2000", "2002", "2004")
 GAMMAS = (1.0, 2.0, 3.0)  # quality exponents of the weighted pairing (q_one, q_two, q_three)
 LSS_MODE = 0  # --lss-mode (see _align)
 SOFT = (5.0, 6.0, 8.0)  # residual sigmas (px) of the soft pairing columns (soft5, soft6, soft8)
+SOFT_ANGLE = 0.0  # --soft-angle: also weight by the direction residual (radians sigma; 0: not)
 
 
 @njit(cache=True)
-def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b, lss_mode):
+def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b, lss_mode, soft_angle):
     """The matcher's steps with every minutia counted 1, returning (score, c, s, tx, ty, matched), then
     the score with each minutia weighted by its quality ** GAMMAS in the pairing counts; with
     `lss_mode` 1 the LSS-R mean in those is weighted by sqrt(q_a q_b) of each pair, with 2 each
@@ -88,7 +89,13 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
             i, j = ma[k], mb[k]
             dx = xy_a[i, 0] * c - xy_a[i, 1] * s + tx - xy_b[j, 0]
             dy = xy_a[i, 0] * s + xy_a[i, 1] * c + ty - xy_b[j, 1]
-            m += math.sqrt(wa[i] * wb[j]) * math.exp(-(dx * dx + dy * dy) / (2.0 * SOFT[g] ** 2))
+            e = -(dx * dx + dy * dy) / (2.0 * SOFT[g] ** 2)
+            if soft_angle > 0.0:  # and the direction residual, exp(-da^2 / 2 sigma_a^2)
+                ux = ua[i, 0] * c - ua[i, 1] * s
+                uy = ua[i, 0] * s + ua[i, 1] * c
+                da = math.atan2(ux * ub[j, 1] - uy * ub[j, 0], ux * ub[j, 0] + uy * ub[j, 1])
+                e -= da * da / (2.0 * soft_angle**2)
+            m += math.sqrt(wa[i] * wb[j]) * math.exp(e)
         prw = m * m / den
         if lss > 0.0 and prw > 0.0:
             out[9 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
@@ -170,7 +177,7 @@ def comparisons(keys, temps, orient) -> dict[str, np.ndarray]:
             qb = tb.minutiae[lb.index, 3].astype(np.float64)
             sim = la.desc @ tb.desc_t
             r = _align(
-                sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb, LSS_MODE
+                sim, la.xy, la.unit, ta.geometry, ga, ba, lb.xy, lb.unit, tb.geometry, gb, bb, fp, ip, qa, qb, LSS_MODE, SOFT_ANGLE
             )
             if r[5] == 0:
                 rows.append((gen, r[0], 0, 0.0, 0, 0.0, 0, *r[6:]))
@@ -194,9 +201,11 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="YEAR=path of the network that held YEAR out")
     ap.add_argument("--conditions", default="sensor,native")
     ap.add_argument("--lss-mode", type=int, default=0, help="1, 2: quality-weighted LSS-R in the q columns")
+    ap.add_argument("--soft-angle", type=float, default=0.0, help="direction sigma (rad) of the soft columns")
     args = ap.parse_args()
-    global LSS_MODE
+    global LSS_MODE, SOFT_ANGLE
     LSS_MODE = args.lss_mode
+    SOFT_ANGLE = args.soft_angle
     root = datasets.default_root()
     models = dict(m.split("=", 1) for m in args.model)
     args.out.mkdir(parents=True, exist_ok=True)
