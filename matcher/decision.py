@@ -76,9 +76,9 @@ def fit(
     the pool's, not only spread wider. The cohort-normalised fit needs it: with the quality-weighted
     pairing its FVC2000 decisions failed fmr_1e-3 held out without it. The raw fit passes without it,
     and there the larger scale would cost the fallback decision and, multiplied by ln(n) for n in the
-    millions, the registry's duplicate check (docs/matcher.md). Each point's threshold is the larger of the model's and the pooled empirical quantile: the model
-    reaches rates the sample cannot resolve (fewer than 10 / rate scores), and where the tail is
-    heavier than the model the data wins.
+    millions, the registry's duplicate check (docs/matcher.md). Each point's threshold is the larger
+    of the model's and the pooled empirical quantile: the model reaches rates the sample cannot
+    resolve (fewer than 10 / rate scores), and where the tail is heavier than the model the data wins.
     """
     sensors = [np.asarray(s, np.float64) for s in impostor_by_sensor]
     pooled = np.concatenate(sensors)

@@ -14,7 +14,8 @@
    one (closest first) within tolerances, the alignment is refitted on those pairs and the pairing
    redone, and matched^2 / (minutiae of each side inside the other's finger area) is the pairing
    score, each minutia counted at quality ** pair_quality_power (doubtful detections count little
-   either way) and each pair also by exp(-d^2 / 2 pair_sigma_d^2) of its residual d. Final score = (LSS-R ** score_mix * pairing ** (1 - score_mix)) ** score_power.
+   either way) and each pair also by exp(-d^2 / 2 pair_sigma_d^2) of its residual d.
+   Final score = (LSS-R ** score_mix * pairing ** (1 - score_mix)) ** score_power.
 
 Score scale: a float in [0, 1]; 0 when either template has fewer than two usable cylinders.
 Impostor pairs exceed about 0.12 once in a thousand on the FVC sets; the operating thresholds

@@ -40,11 +40,18 @@ SOFT_ANGLE = 0.0  # --soft-angle: also weight by the direction residual (radians
 
 
 @njit(cache=True)
+def _mixed(lss, pr, mix, power):
+    """The final score from the LSS-R score and a pairing score, as `kernels.consolidate` mixes them."""
+    return (lss**mix * pr ** (1.0 - mix)) ** power if lss > 0.0 and pr > 0.0 else 0.0
+
+
+@njit(cache=True)
 def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block_b, fp, ip, q_a, q_b, lss_mode, soft_angle):
     """The matcher's steps with every minutia counted 1, returning (score, c, s, tx, ty, matched), then
-    the score with each minutia weighted by its quality ** GAMMAS in the pairing counts; with
-    `lss_mode` 1 the LSS-R mean in those is weighted by sqrt(q_a q_b) of each pair, with 2 each
-    relaxed weight is multiplied by it (0: the plain mean)."""
+    the score with each minutia weighted by its quality ** GAMMAS in the pairing counts (the kernel's
+    own pairing), then the soft columns (quality², residual sigmas SOFT, and with `soft_angle` > 0 the
+    direction residual too). With `lss_mode` 1 the LSS-R mean in the weighted columns is weighted by
+    sqrt(q_a q_b) of each pair, with 2 each relaxed weight is multiplied by it (0: the plain mean)."""
     tol_d, cos_tol_a, mix, power = fp[4], fp[5], fp[6], fp[9]
     min_overlap, refine = ip[4], ip[5]
     out = np.zeros(9 + len(SOFT))
@@ -55,11 +62,14 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
     out[1], out[2], out[3], out[4], out[5] = c, s, tx, ty, matched
     if matched == 0:
         return out
-    ones_a, ones_b = np.ones(xy_a.shape[0]), np.ones(xy_b.shape[0])
-    ov_a, ov_b = kernels.common_area(xy_a, ones_a, grid_a, block_a, xy_b, ones_b, grid_b, block_b, c, s, tx, ty)
-    pr = matched * matched / (max(ov_a, min_overlap) * max(ov_b, min_overlap))
-    if lss > 0.0 and pr > 0.0:
-        out[0] = (lss**mix * pr ** (1.0 - mix)) ** power
+
+    def pairing(w_a, w_b):  # the kernel's weighted pairing, no residual weight
+        return kernels.pairing(
+            xy_a, ua, w_a, xy_b, ub, w_b, pa, pb, wt, grid_a, block_a, grid_b, block_b, tol_d, cos_tol_a,
+            min_overlap, refine, 0.0,
+        )  # fmt: skip
+
+    out[0] = _mixed(lss, pairing(np.ones(xy_a.shape[0]), np.ones(xy_b.shape[0])), mix, power)
     if lss_mode > 0:
         sq = np.empty(pa.shape[0])
         for k in range(pa.shape[0]):
@@ -69,16 +79,9 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
         else:
             lss = (wt * sq).mean()
     for g, gamma in enumerate(GAMMAS):
-        wa = q_a**gamma
-        wb = q_b**gamma
-        m = 0.0
-        for k in range(matched):
-            m += math.sqrt(wa[ma[k]] * wb[mb[k]])
-        sa, sb = kernels.common_area(xy_a, wa, grid_a, block_a, xy_b, wb, grid_b, block_b, c, s, tx, ty)
-        prw = m * m / (max(sa, min_overlap * max(wa.mean(), 1e-6)) * max(sb, min_overlap * max(wb.mean(), 1e-6)))
-        if lss > 0.0 and prw > 0.0:
-            out[6 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
+        out[6 + g] = _mixed(lss, pairing(q_a**gamma, q_b**gamma), mix, power)
     # soft pairing on the q^2 weights: a matched pair also counts exp(-residual^2 / 2 sigma^2)
+    # (written out here for the direction residual, which the kernel does not have)
     wa = q_a**2.0
     wb = q_b**2.0
     sa, sb = kernels.common_area(xy_a, wa, grid_a, block_a, xy_b, wb, grid_b, block_b, c, s, tx, ty)
@@ -96,9 +99,7 @@ def _align(sim, xy_a, ua, geo_a, grid_a, block_a, xy_b, ub, geo_b, grid_b, block
                 da = math.atan2(ux * ub[j, 1] - uy * ub[j, 0], ux * ub[j, 0] + uy * ub[j, 1])
                 e -= da * da / (2.0 * soft_angle**2)
             m += math.sqrt(wa[i] * wb[j]) * math.exp(e)
-        prw = m * m / den
-        if lss > 0.0 and prw > 0.0:
-            out[9 + g] = (lss**mix * prw ** (1.0 - mix)) ** power
+        out[9 + g] = _mixed(lss, m * m / den, mix, power)
     return out
 
 
