@@ -17,13 +17,16 @@ def migrated_db(url: str, devices: list[str], site: str = "site-1", **settings) 
     return db
 
 
-def run_worker(url: str, client_id: str, settings: dict) -> None:
-    """An ingest worker in a process of its own, until it is killed (the worker-pool test)."""
+def run_worker(url: str, client_id: str, settings: dict, ready=None) -> None:
+    """An ingest worker in a process of its own, until it is killed (the worker-pool test); sets
+    `ready` (a multiprocessing Event) once it consumes."""
     import time
 
     from fpverify.server.ingest.consumer import IngestWorker
 
     db = Database(settings=make_settings(url, **settings))
-    IngestWorker(db, db.settings, client_id=client_id).start()
+    worker = IngestWorker(db, db.settings, client_id=client_id).start()
+    if ready is not None and worker.wait_ready(120):
+        ready.set()
     while True:
         time.sleep(1)

@@ -151,11 +151,16 @@ def test_a_worker_killed_mid_stream_leaves_its_share_to_the_other(pg_url, tmp_pa
     victim = None
     try:
         db = migrated_db(pg_url, DEVICES, **_settings(broker))
-        victim = multiprocessing.get_context("spawn").Process(
-            target=run_worker, args=(pg_url, "registry-victim", _settings(broker)), daemon=True)
+        ctx = multiprocessing.get_context("spawn")
+        victim_ready = ctx.Event()
+        victim = ctx.Process(
+            target=run_worker, args=(pg_url, "registry-victim", _settings(broker), victim_ready), daemon=True)
         victim.start()
         survivor = IngestWorker(db, db.settings, client_id="registry-survivor").start()
         assert survivor.wait_ready(60)
+        # a spawned process imports everything first: on a loaded machine that took longer than the
+        # survivor needed for the whole load, so the victim had nothing to lose
+        assert victim_ready.wait(120), "the victim worker never consumed"
         time.sleep(3)  # the queue's definition on disk (see above); the victim connects meanwhile
         load = loadgen.make_load(N, DEVICES, "site-1", duplicates=150, malformed=0, seed=19)
         pub = threading.Thread(target=loadgen.publish_reliably, args=("127.0.0.1", broker.mqtt_port, load.messages),

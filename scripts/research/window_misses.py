@@ -1,0 +1,85 @@
+"""Research (issue 17 part 2, diagnostic): why the sensor misses that share much of the window fail.
+
+Among the genuine pairs `window_overlap.py` aligns on their native templates and that share 80 mm^2
+or more inside both windows: the sensor templates' own alignment is checked against the native one
+carried into the windows (where the centre of a's window lands, in pixels), and the minutia and
+cylinder counts of misses and hits are compared. Thresholds: those window_overlap.py wrote.
+
+    python scripts/research/window_overlap.py --cache C --out OVERLAP.json
+    python scripts/research/window_misses.py --cache C --overlap OVERLAP.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fpverify import matcher
+from fpverify.bench import datasets
+from fpverify.matcher.template import Template
+
+sys.path.insert(0, str(Path(__file__).parent))
+from window_overlap import load, shared_area, transform  # noqa: E402
+
+
+def landing_error(tr_native, tr_sensor, wa: tuple[int, int], wb: tuple[int, int]) -> float:
+    """Pixels between where the two transforms put the centre of a's window (y-up frames; a sensor
+    frame is the native 500-dpi frame shifted by the window's (top, left))."""
+    if tr_sensor is None:
+        return float("inf")
+    c, s, tx, ty = tr_native
+    (top_a, left_a), (top_b, left_b) = wa, wb
+    h, w = datasets.SENSOR_SHAPE
+    px, py = w / 2.0, -h / 2.0  # a's window centre, a's sensor frame
+    nx, ny = px + left_a, py - top_a  # ... in a's native frame
+    qx, qy = nx * c - ny * s + tx - left_b, nx * s + ny * c + ty + top_b  # native transform, b's sensor frame
+    cs, sn, stx, sty = tr_sensor
+    return float(np.hypot(px * cs - py * sn + stx - qx, px * sn + py * cs + sty - qy))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--overlap", type=Path, required=True)
+    ap.add_argument("--min-area", type=float, default=80.0, help="mm^2 shared inside both windows")
+    args = ap.parse_args()
+    ov = json.loads(args.overlap.read_text())
+    t_nat, t_sen = ov["threshold_native_1e-3"], ov["threshold_sensor_1e-3"]
+    root = datasets.default_root()
+    native, sensor = load(args.cache, "native"), load(args.cache, "sensor")
+    rows = []
+    for name in sorted(native):
+        dpi = datasets.dpi_of(name)
+        win = {k: datasets.sensor_window(img, dpi)[1:] for k, img in datasets.load_set(root, name).items()}
+        keys = sorted(set(native[name]) & set(sensor[name]))
+        tn = {k: Template.from_bytes(native[name][k]) for k in keys}
+        ts = {k: Template.from_bytes(sensor[name][k]) for k in keys}
+        for a, b in itertools.combinations(keys, 2):
+            if a[0] != b[0] or matcher.compare(tn[a], tn[b]) < t_nat:
+                continue
+            trn = transform(tn[a], tn[b])
+            if trn is None or shared_area(tn[a], win[a], tn[b], win[b], trn) < args.min_area:
+                continue
+            rows.append({
+                "miss": matcher.compare(ts[a], ts[b]) < t_sen,
+                "error_px": landing_error(trn, transform(ts[a], ts[b]), win[a], win[b]),
+                "cylinders_sensor": min(ts[a].local.count, ts[b].local.count),
+                "cylinders_native": min(tn[a].local.count, tn[b].local.count),
+            })
+    for label, miss in (("misses", True), ("hits", False)):
+        sel = [r for r in rows if r["miss"] == miss]
+        err = np.array([r["error_px"] for r in sel])
+        print(json.dumps({
+            label: len(sel), "misaligned_over_20px": int((err > 20).sum()), "median_error_px": float(np.median(err)),
+            "median_cylinders_sensor": float(np.median([r["cylinders_sensor"] for r in sel])),
+            "median_cylinders_native": float(np.median([r["cylinders_native"] for r in sel])),
+        }))
+
+
+if __name__ == "__main__":
+    main()
