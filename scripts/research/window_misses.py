@@ -21,10 +21,9 @@ import numpy as np
 
 from fpverify import matcher
 from fpverify.bench import datasets
-from fpverify.matcher.template import Template
 
 sys.path.insert(0, str(Path(__file__).parent))
-from window_overlap import load, shared_area, transform  # noqa: E402
+from window_overlap import both_conditions, shared_area, transform  # noqa: E402
 
 
 def landing_error(tr_native, tr_sensor, wa: tuple[int, int], wb: tuple[int, int]) -> float:
@@ -50,16 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     ov = json.loads(args.overlap.read_text())
     t_nat, t_sen = ov["threshold_native_1e-3"], ov["threshold_sensor_1e-3"]
-    root = datasets.default_root()
-    native, sensor = load(args.cache, "native"), load(args.cache, "sensor")
     rows = []
-    for name in sorted(native):
-        dpi = datasets.dpi_of(name)
-        win = {k: datasets.sensor_window(img, dpi)[1:] for k, img in datasets.load_set(root, name).items()}
-        keys = sorted(set(native[name]) & set(sensor[name]))
-        tn = {k: Template.from_bytes(native[name][k]) for k in keys}
-        ts = {k: Template.from_bytes(sensor[name][k]) for k in keys}
-        for a, b in itertools.combinations(keys, 2):
+    for _, win, tn, ts in both_conditions(args.cache):
+        for a, b in itertools.combinations(sorted(tn), 2):
             if a[0] != b[0] or matcher.compare(tn[a], tn[b]) < t_nat:
                 continue
             trn = transform(tn[a], tn[b])

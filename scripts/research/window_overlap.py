@@ -69,21 +69,29 @@ def shared_area(ta: Template, wa: tuple[int, int], tb: Template, wb: tuple[int, 
     return float(on.sum()) * ba * ba * MM2
 
 
+def both_conditions(cache: Path):
+    """(set, sensor windows (top, left), native templates, sensor templates) of each set in the cache,
+    templates keyed (finger, impression) where both conditions have one."""
+    root = datasets.default_root()
+    native, sensor = load(cache, "native"), load(cache, "sensor")
+    for name in sorted(native):
+        dpi = datasets.dpi_of(name)
+        windows = {k: datasets.sensor_window(img, dpi)[1:] for k, img in datasets.load_set(root, name).items()}
+        keys = sorted(set(native[name]) & set(sensor[name]))
+        yield (name, windows, {k: Template.from_bytes(native[name][k]) for k in keys},
+               {k: Template.from_bytes(sensor[name][k]) for k in keys})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, required=True)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    root = datasets.default_root()
-    native, sensor = load(args.cache, "native"), load(args.cache, "sensor")
     rows, imp_sensor, imp_native = [], [], []
-    for name in sorted(native):
-        dpi = datasets.dpi_of(name)
-        windows = {k: datasets.sensor_window(img, dpi)[1:] for k, img in datasets.load_set(root, name).items()}
-        keys = sorted(set(native[name]) & set(sensor[name]))
-        tn = {k: Template.from_bytes(native[name][k]) for k in keys}
-        ts = {k: Template.from_bytes(sensor[name][k]) for k in keys}
-        for a, b in itertools.combinations(keys, 2):
+    names = []
+    for name, windows, tn, ts in both_conditions(args.cache):
+        names.append(name)
+        for a, b in itertools.combinations(sorted(tn), 2):
             if a[0] != b[0]:
                 imp_sensor.append(matcher.compare(ts[a], ts[b]))
                 imp_native.append(matcher.compare(tn[a], tn[b]))
@@ -108,7 +116,7 @@ def main() -> None:
     out["by_set"] = {
         s: {"aligned": int((aligned & (np.array([r[0] for r in rows]) == s)).sum()),
             "median_mm2": float(np.nanmedian(area[aligned & (np.array([r[0] for r in rows]) == s)]))}
-        for s in sorted(native)
+        for s in names
     }
     print(json.dumps(out, indent=1))
     if args.out:
