@@ -21,6 +21,8 @@ import numpy as np
 
 from fpverify import matcher
 from fpverify.bench import datasets
+from fpverify.matcher import kernels, matching
+from fpverify.matcher.template import Template
 
 sys.path.insert(0, str(Path(__file__).parent))
 from window_overlap import both_conditions, shared_area, transform  # noqa: E402
@@ -41,6 +43,22 @@ def landing_error(tr_native, tr_sensor, wa: tuple[int, int], wb: tuple[int, int]
     return float(np.hypot(px * cs - py * sn + stx - qx, px * sn + py * cs + sty - qy))
 
 
+def true_candidates(ta: Template, tb: Template, tr_native, wa, wb) -> tuple[int, int]:
+    """(how many of the relaxed candidates pair minutiae that the true alignment, the native one carried
+    into the windows, puts within pair_tol_d of each other; how many candidates there are)."""
+    fp, ip = matching._packed(ta.params)
+    la, lb = ta.local, tb.local
+    if la.count < 2 or lb.count < 2:
+        return 0, 0
+    ia, ib, _ = kernels.top_pairs(la.desc @ tb.desc_t, fp[0], la.unit, lb.unit, int(ip[0]))
+    c, s, tx, ty = tr_native
+    (top_a, left_a), (top_b, left_b) = wa, wb
+    x, y = la.xy[ia, 0] + left_a, la.xy[ia, 1] - top_a  # a's native frame
+    qx, qy = x * c - y * s + tx - left_b, x * s + y * c + ty + top_b  # b's sensor frame
+    d = np.hypot(qx - lb.xy[ib, 0], qy - lb.xy[ib, 1])
+    return int((d <= fp[4]).sum()), int(ia.shape[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache", type=Path, required=True)
@@ -57,8 +75,10 @@ def main() -> None:
             trn = transform(tn[a], tn[b])
             if trn is None or shared_area(tn[a], win[a], tn[b], win[b], trn) < args.min_area:
                 continue
+            right, candidates = true_candidates(ts[a], ts[b], trn, win[a], win[b])
             rows.append({
                 "miss": matcher.compare(ts[a], ts[b]) < t_sen,
+                "right_candidates": right, "candidates": candidates,
                 "error_px": landing_error(trn, transform(ts[a], ts[b]), win[a], win[b]),
                 "cylinders_sensor": min(ts[a].local.count, ts[b].local.count),
                 "cylinders_native": min(tn[a].local.count, tn[b].local.count),
@@ -66,7 +86,10 @@ def main() -> None:
     for label, miss in (("misses", True), ("hits", False)):
         sel = [r for r in rows if r["miss"] == miss]
         err = np.array([r["error_px"] for r in sel])
+        wrong = [r for r in sel if r["error_px"] > 20]
         print(json.dumps({
+            "median_right_candidates": float(np.median([r["right_candidates"] for r in sel])),
+            "right_candidates_of_the_misaligned": sorted(r["right_candidates"] for r in wrong),
             label: len(sel), "misaligned_over_20px": int((err > 20).sum()), "median_error_px": float(np.median(err)),
             "median_cylinders_sensor": float(np.median([r["cylinders_sensor"] for r in sel])),
             "median_cylinders_native": float(np.median([r["cylinders_native"] for r in sel])),
