@@ -28,33 +28,37 @@ sys.path.insert(0, str(Path(__file__).parent))
 from window_overlap import both_conditions, shared_area, transform  # noqa: E402
 
 
-def landing_error(tr_native, tr_sensor, wa: tuple[int, int], wb: tuple[int, int]) -> float:
-    """Pixels between where the two transforms put the centre of a's window (y-up frames; a sensor
-    frame is the native 500-dpi frame shifted by the window's (top, left))."""
-    if tr_sensor is None:
-        return float("inf")
+def into_windows(tr_native, wa: tuple[int, int], wb: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The native alignment as a transform between the two sensor frames (y up; a sensor frame is
+    the native 500-dpi frame shifted by its window's (top, left))."""
     c, s, tx, ty = tr_native
     (top_a, left_a), (top_b, left_b) = wa, wb
+    return c, s, tx + left_a * c + top_a * s - left_b, ty + left_a * s - top_a * c + top_b
+
+
+def moved(tr, x, y):
+    c, s, tx, ty = tr
+    return x * c - y * s + tx, x * s + y * c + ty
+
+
+def landing_error(tr_true, tr_sensor) -> float:
+    """Pixels between where the two sensor-frame transforms put the centre of a's window."""
+    if tr_sensor is None:
+        return float("inf")
     h, w = datasets.SENSOR_SHAPE
-    px, py = w / 2.0, -h / 2.0  # a's window centre, a's sensor frame
-    nx, ny = px + left_a, py - top_a  # ... in a's native frame
-    qx, qy = nx * c - ny * s + tx - left_b, nx * s + ny * c + ty + top_b  # native transform, b's sensor frame
-    cs, sn, stx, sty = tr_sensor
-    return float(np.hypot(px * cs - py * sn + stx - qx, px * sn + py * cs + sty - qy))
+    (x1, y1), (x2, y2) = moved(tr_sensor, w / 2.0, -h / 2.0), moved(tr_true, w / 2.0, -h / 2.0)
+    return float(np.hypot(x1 - x2, y1 - y2))
 
 
-def true_candidates(ta: Template, tb: Template, tr_native, wa, wb) -> tuple[int, int]:
-    """(how many of the relaxed candidates pair minutiae that the true alignment, the native one carried
-    into the windows, puts within pair_tol_d of each other; how many candidates there are)."""
+def true_candidates(ta: Template, tb: Template, tr_true) -> tuple[int, int]:
+    """(how many of the relaxed candidates pair minutiae that the true alignment puts within
+    pair_tol_d of each other; how many candidates there are)."""
     fp, ip = matching._packed(ta.params)
     la, lb = ta.local, tb.local
     if la.count < 2 or lb.count < 2:
         return 0, 0
     ia, ib, _ = kernels.top_pairs(la.desc @ tb.desc_t, fp[0], la.unit, lb.unit, int(ip[0]))
-    c, s, tx, ty = tr_native
-    (top_a, left_a), (top_b, left_b) = wa, wb
-    x, y = la.xy[ia, 0] + left_a, la.xy[ia, 1] - top_a  # a's native frame
-    qx, qy = x * c - y * s + tx - left_b, x * s + y * c + ty + top_b  # b's sensor frame
+    qx, qy = moved(tr_true, la.xy[ia, 0], la.xy[ia, 1])
     d = np.hypot(qx - lb.xy[ib, 0], qy - lb.xy[ib, 1])
     return int((d <= fp[4]).sum()), int(ia.shape[0])
 
@@ -75,11 +79,12 @@ def main() -> None:
             trn = transform(tn[a], tn[b])
             if trn is None or shared_area(tn[a], win[a], tn[b], win[b], trn) < args.min_area:
                 continue
-            right, candidates = true_candidates(ts[a], ts[b], trn, win[a], win[b])
+            true = into_windows(trn, win[a], win[b])
+            right, candidates = true_candidates(ts[a], ts[b], true)
             rows.append({
                 "miss": matcher.compare(ts[a], ts[b]) < t_sen,
                 "right_candidates": right, "candidates": candidates,
-                "error_px": landing_error(trn, transform(ts[a], ts[b]), win[a], win[b]),
+                "error_px": landing_error(true, transform(ts[a], ts[b])),
                 "cylinders_sensor": min(ts[a].local.count, ts[b].local.count),
                 "cylinders_native": min(tn[a].local.count, tn[b].local.count),
             })

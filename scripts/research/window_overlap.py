@@ -113,9 +113,9 @@ def main() -> None:
     for lo, hi in itertools.pairwise(BINS):
         m = aligned & (area >= lo) & (area < hi)
         out["bins"].append({"mm2": [lo, hi], "pairs": int(m.sum()), "misses": int((sen[m] < t_sen).sum())})
+    of_set = np.array([r[0] for r in rows])
     out["by_set"] = {
-        s: {"aligned": int((aligned & (np.array([r[0] for r in rows]) == s)).sum()),
-            "median_mm2": float(np.nanmedian(area[aligned & (np.array([r[0] for r in rows]) == s)]))}
+        s: {"aligned": int((aligned & (of_set == s)).sum()), "median_mm2": float(np.nanmedian(area[aligned & (of_set == s)]))}
         for s in names
     }
     print(json.dumps(out, indent=1))
