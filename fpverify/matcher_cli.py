@@ -234,7 +234,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", dir_okay=False, help="ONNX file to write (a .json summary beside it)"),
         cache: Path | None = typer.Option(None, help="teacher cache folder, shared with bench teacher"),
         steps: int = typer.Option(12000, min=1, help="optimiser steps (batches of 8 crops); the shipped network "
-                                                  "had 3000, 12000 is better held out (docs/matcher.md)"),
+                                                  "had 3000; 12000 is better native and at low FMR, not in sensor EER (docs/matcher.md)"),
         channels: int = typer.Option(32, min=8, help="network width"),
         seed: int = typer.Option(0),
         sensor_views: bool = typer.Option(False, help="also train on each image as the sensor sends it "

@@ -7,7 +7,8 @@ heat map, L1 on the sub-cell offset, L2 on the direction's (cos, sin), BCE on th
 random crops and the 8 flips/transposes of the square (angles transformed with them) for augmentation.
 
 Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3.5 minutes for 3000 steps
-on one core, four times that for the default 12,000 (better held out, docs/matcher.md). The result
+on one core, four times that for the default 12,000 (better native and at low FMR held out, not in
+sensor EER: docs/matcher.md). The result
 is an ONNX file and its int8 copy (`quantize`, M-int8.onnx), which onnxruntime runs on the station;
 the trainer writes which sets it saw into their metadata so that benchmarks can tell held-out sets
 from seen ones. `fpverify train quantize` makes the int8 copy of an existing model.

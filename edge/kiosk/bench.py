@@ -182,9 +182,10 @@ def _browser_runs(url: str, card: str, n: int) -> tuple[list[float], list[str]]:
 
 
 def _scan(url: str, card: str, patience_s: float = 30.0) -> float:
-    """POST the card as the reader does; when the desk is still finishing the previous check (its
-    outcome is on screen before the record is written: 409 "busy") scan again shortly, as a clerk
-    would. Returns the monotonic time of the scan the desk took."""
+    """POST the card as the reader does; when the desk is still finishing the previous check (409
+    "busy": the record is written and the outcome shown a moment before the desk's worker marks the
+    check done) scan again shortly, as a clerk would. Returns the monotonic time of the scan the desk
+    took."""
     import httpx
 
     deadline = time.monotonic() + patience_s
