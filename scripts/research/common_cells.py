@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ from fpverify.matcher import descriptors, kernels, matching
 from fpverify.matcher.template import Template
 
 sys.path.insert(0, str(Path(__file__).parent))
-from match_params_grid import load  # noqa: E402
+from match_params_grid import all_pairs, load, pooled_fnmr  # noqa: E402
 
 
 def validity(t: Template) -> np.ndarray:
@@ -93,16 +92,14 @@ def main() -> None:
     for spec in json.loads(args.min_common):
         res, gen_all, imp_all = {}, [], []
         for name, (keys, ts) in ready.items():
-            gen, imp = [], []
-            for i, j in itertools.combinations(range(len(ts)), 2):
-                s = matcher.compare(ts[i].t, ts[j].t, p) if spec is None else compare(ts[i], ts[j], p, spec)
-                (gen if keys[i][0] == keys[j][0] else imp).append(s)
+            gen, imp = all_pairs([k[0] for k in keys], ts, lambda a, b: (
+                matcher.compare(a.t, b.t, p) if spec is None else compare(a, b, p, spec)))
             r = metrics.rates(gen, imp)
             res[name] = (100 * r["EER"], 100 * r["FMR1000"])
-            gen_all += gen
-            imp_all += imp
+            gen_all += list(gen)
+            imp_all += list(imp)
         g, i_ = np.array(gen_all), np.array(imp_all)
-        pooled = {str(f): round(100 * float(np.mean(g < metrics.threshold_at_fmr(i_, f))), 2) for f in (1e-3, 1e-4)}
+        pooled = {str(f): round(v, 2) for f, v in pooled_fnmr(g, i_).items()}
         print(json.dumps({
             "condition": args.condition, "over": json.loads(os.environ.get("OVER", "{}")), "min_common": spec,
             "mean": np.mean(list(res.values()), axis=0).round(3).tolist(), "pooled_fnmr": pooled,

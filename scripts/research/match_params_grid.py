@@ -37,15 +37,28 @@ def load(cache: Path, condition: str) -> dict[str, dict[tuple[int, int], bytes]]
     return out
 
 
+def all_pairs(fingers: list, items: list, score) -> tuple[np.ndarray, np.ndarray]:
+    """Genuine and impostor scores (`score(a, b)`, a number or a tuple of them) of every pair of one
+    set's items, in `itertools.combinations` order; `fingers[k]` says whose item k is."""
+    gen, imp = [], []
+    for i, j in itertools.combinations(range(len(items)), 2):
+        (gen if fingers[i] == fingers[j] else imp).append(score(items[i], items[j]))
+    return np.asarray(gen, np.float64), np.asarray(imp, np.float64)
+
+
+def pooled_fnmr(gen, imp) -> dict[float, float]:
+    """FNMR (%) at FMR 1e-3 and 1e-4, one threshold for the pooled impostor scores."""
+    g, i = np.asarray(gen), np.asarray(imp)
+    return {f: 100 * float(np.mean(g < metrics.threshold_at_fmr(i, f))) for f in (1e-3, 1e-4)}
+
+
 def rates(blobs: dict, p: MatchParams) -> dict[str, tuple[float, float]]:
     """(all-pairs EER, FMR1000) of each set under `p`."""
     res = {}
     for name, tb in blobs.items():
         keys = sorted(tb)
         t = [Template.from_bytes(tb[k], params=p) for k in keys]
-        gen, imp = [], []
-        for i, j in itertools.combinations(range(len(t)), 2):
-            (gen if keys[i][0] == keys[j][0] else imp).append(matcher.compare(t[i], t[j], p))
+        gen, imp = all_pairs([k[0] for k in keys], t, lambda a, b: matcher.compare(a, b, p))
         r = metrics.rates(gen, imp)
         res[name] = (r["EER"], r["FMR1000"])
     return res

@@ -15,12 +15,12 @@ the other two years' mean all-pairs EER (or FMR1000: both are reported).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import pickle
 from pathlib import Path
 
 import numpy as np
+from match_params_grid import all_pairs, mean, pooled_fnmr
 
 from fpverify import matcher
 from fpverify.bench import datasets, metrics
@@ -75,24 +75,19 @@ def score(condition: str, work: Path, betas: list[float]) -> None:
         for name in datasets.FVC_SETS:
             keys = sorted(k for k in data if k[0] == name)
             t = [template(data[k], beta) for k in keys]
-            gen, imp = [], []
-            for a, b in itertools.combinations(range(len(keys)), 2):
-                s = matcher.compare(t[a], t[b]) if t[a] is not None and t[b] is not None else 0.0
-                (gen if keys[a][1] == keys[b][1] else imp).append(s)
+            gen, imp = all_pairs([k[1] for k in keys], t, lambda a, b: (
+                matcher.compare(a, b) if a is not None and b is not None else 0.0))
             r = metrics.rates(gen, imp)
-            table[beta][name] = (r["EER"], r["FMR1000"], np.array(gen), np.array(imp))
+            table[beta][name] = (r["EER"], r["FMR1000"], gen, imp)
         m = table[beta]
         print(f"beta {beta}: mean EER {100 * np.mean([v[0] for v in m.values()]):.2f} "
               f"FMR1000 {100 * np.mean([v[1] for v in m.values()]):.2f} ({_pooled(m.values())})", flush=True)
-
-    def year_mean(beta, years, i=0):
-        return float(np.mean([v[i] for k, v in table[beta].items() if k[3:7] in years]))
 
     for select, label in ((0, "EER"), (1, "FMR1000")):
         chosen = {}
         for y in YEARS:
             train = [x for x in YEARS if x != y]
-            chosen[y] = min(betas, key=lambda b: year_mean(b, train, select))
+            chosen[y] = min(betas, key=lambda b: mean(table[b], train, select))
         held = {k: table[chosen[k[3:7]]][k] for k in datasets.FVC_SETS}
         print(f"chosen per held-out year by the other years' {label}:", chosen)
         print(f"  held out: mean EER {100 * np.mean([v[0] for v in held.values()]):.2f} "
@@ -111,10 +106,7 @@ def _pooled(rows) -> str:
     rows = list(rows)
     gen = np.concatenate([r[2] for r in rows])
     imp = np.concatenate([r[3] for r in rows])
-    parts = []
-    for f in (1e-3, 1e-4):
-        t = metrics.threshold_at_fmr(imp, f)
-        parts.append(f"pooled FNMR at {f:g} {100 * np.mean(gen < t):.2f} %")
+    parts = [f"pooled FNMR at {f:g} {v:.2f} %" for f, v in pooled_fnmr(gen, imp).items()]
     return ", ".join(parts) + f"; {len(gen)} genuine, {len(imp)} impostor"
 
 

@@ -12,7 +12,6 @@ The first score is the shipped one to the last bit (checked: the script's "shipp
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import sys
@@ -26,7 +25,7 @@ from fpverify.matcher import kernels, matching
 from fpverify.matcher.template import Template
 
 sys.path.insert(0, str(Path(__file__).parent))
-from match_params_grid import load  # noqa: E402
+from match_params_grid import all_pairs, load, pooled_fnmr  # noqa: E402
 
 
 def scores(a: Template, b: Template, fp: np.ndarray, ip: np.ndarray) -> tuple[float, float]:
@@ -75,20 +74,17 @@ def main() -> None:
     for name in sorted(blobs):
         keys = sorted(blobs[name])
         ts = [Template.from_bytes(blobs[name][k]) for k in keys]
-        gen, imp = ([], []), ([], [])
-        for i, j in itertools.combinations(range(len(ts)), 2):
-            for v, x in enumerate(scores(ts[i], ts[j], fp, ip)):
-                (gen if keys[i][0] == keys[j][0] else imp)[v].append(x)
+        gen, imp = all_pairs([k[0] for k in keys], ts, lambda a, b: scores(a, b, fp, ip))
         for v in (0, 1):
-            r = metrics.rates(gen[v], imp[v])
+            r = metrics.rates(gen[:, v], imp[:, v])
             per_set[v][name] = (round(100 * r["EER"], 2), round(100 * r["FMR1000"], 2))
-            gen_all[v].extend(gen[v])
-            imp_all[v].extend(imp[v])
+            gen_all[v].extend(gen[:, v])
+            imp_all[v].extend(imp[:, v])
     for v, label in enumerate(("shipped", "larger of two hypotheses")):
         g, i_ = np.array(gen_all[v]), np.array(imp_all[v])
         print(json.dumps({
             "condition": args.condition, "scoring": label, "mean": np.mean(list(per_set[v].values()), axis=0).round(3).tolist(),
-            "pooled_fnmr": {str(f): round(100 * float(np.mean(g < metrics.threshold_at_fmr(i_, f))), 2) for f in (1e-3, 1e-4)},
+            "pooled_fnmr": {str(f): round(v, 2) for f, v in pooled_fnmr(g, i_).items()},
             "sets": per_set[v],
         }))
 
