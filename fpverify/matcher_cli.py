@@ -127,25 +127,42 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
         detector: str = typer.Option("fused", help="minutia detector: fused | learned | skeleton"),
         model: Path | None = typer.Option(None, dir_okay=False, help="ONNX minutia model (default: the shipped one)"),
+        held_out_model: list[str] = typer.Option(
+            [], "--held-out-model", metavar="YEAR=FILE",
+            help="this FVC year's sets with this model, trained without the year (repeat per year: the "
+                 "held-out protocol in one run; the other years use --model)",
+        ),
     ) -> None:
         """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
         from fpverify.bench import accuracy as acc
         from fpverify.matcher.params import ExtractionParams
 
-        names = _set_names(datasets, sets)
         if condition not in ("native", "sensor"):
             typer.echo("error: --condition must be native or sensor", err=True)
             raise typer.Exit(2)
         params = ExtractionParams(detector=_detector(detector, model))
+        by_year = {}
+        for item in held_out_model:
+            year, sep, path = item.partition("=")
+            if not sep or not path or year.strip() in by_year:
+                typer.echo(f"error: --held-out-model wants YEAR=FILE, once a year; got {item!r}", err=True)
+                raise typer.Exit(2)
+            if not Path(path).is_file():
+                typer.echo(f"error: --held-out-model {item}: no such file", err=True)
+                raise typer.Exit(2)
+            by_year[year.strip()] = ExtractionParams(detector=_detector(detector, Path(path)))
+        names = _set_names(datasets, sets)
         try:
-            res = acc.run(datasets, names, condition, out, cache=cache, extraction=params)
+            res = acc.run(datasets, names, condition, out, cache=cache, extraction=params, by_year=by_year)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
         m = res["mean"]
+        pooled = json.loads((out / "thresholds.json").read_text())["points"]
         typer.echo(
             f"mean all-pairs EER {100 * m['allpairs_EER']:.2f} %, FMR1000 {100 * m['allpairs_FMR1000']:.2f} %, "
-            f"FVC EER {100 * m['fvc_EER']:.2f} %  ->  {out / 'report.md'}"
+            f"FVC EER {100 * m['fvc_EER']:.2f} %; pooled FNMR at FMR 1e-3 / 1e-4 "
+            f"{100 * pooled['fmr_1e-3']['FNMR']:.2f} / {100 * pooled['fmr_1e-4']['FNMR']:.2f} %  ->  {out / 'report.md'}"
         )
 
     @bench.command("desk")

@@ -163,25 +163,32 @@ def run(
     out: Path,
     cache: Path | None = None,
     extraction: ExtractionParams | None = None,
+    by_year: dict[str, ExtractionParams] | None = None,
 ) -> dict:
+    """`by_year` extracts each listed FVC year's sets with its own parameters (a network trained without
+    that year: the held-out protocol in one run); the other sets use `extraction`."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if condition not in ("native", "sensor"):
         raise ValueError("condition must be native or sensor")
-    out.mkdir(parents=True, exist_ok=True)
     extraction = extraction or ExtractionParams()
+    by_year = by_year or {}
     results: dict = {"extractor": describe_extractor(extraction), "sets": {}}
-    seen = set(results["extractor"].get("training_sets", []))
+    if by_year:
+        results["extractor_by_year"] = {y: describe_extractor(p) for y, p in sorted(by_year.items())}
+        _check_held_out(results["extractor_by_year"], sets)
+    out.mkdir(parents=True, exist_ok=True)
     all_scores: dict[str, SetScores] = {}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as progress:
         overall = progress.add_task("sets", total=len(sets))
         for name in sets:
+            params = by_year.get(datasets.year_of(name), extraction)
             images, dpi = datasets.load_condition(root, name, condition)
             task = progress.add_task(f"{name}: extract", total=len(images))
             templates, times, _ = extract_all(
-                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task), extraction
+                images, dpi, cache, f"{name}-{condition}", lambda task=task: progress.advance(task), params
             )
             n = len(templates)
             progress.update(task, description=f"{name}: compare", completed=0, total=n * (n - 1) // 2)
@@ -189,7 +196,7 @@ def run(
             s.extract_ms = times
             all_scores[name] = s
             results["sets"][name] = summarise(name, s)
-            results["sets"][name]["seen_in_training"] = name in seen
+            results["sets"][name]["seen_in_training"] = name in describe_extractor(params).get("training_sets", [])
             progress.remove_task(task)
             progress.advance(overall)
 
@@ -222,6 +229,19 @@ def _pct(v: float) -> str:
 def describe_extractor(extraction: ExtractionParams) -> dict:
     """Detector, model file and the sets its network was trained on (from the model's metadata)."""
     return extraction.detector.describe()
+
+
+def _check_held_out(by_year: dict[str, dict], sets: list[str]) -> None:
+    """A model given for a year must not have seen that year's sets: else it is no held-out figure."""
+    for year, ex in by_year.items():
+        if not year.isdigit() or len(year) != 4:
+            raise ValueError(f"held-out year {year!r} is not an FVC year such as 2000")
+        saw = sorted(s for s in ex.get("training_sets", []) if datasets.year_of(s) == year)
+        if saw:
+            raise ValueError(f"the model given for {year} ({ex.get('model', '?')}) was trained on {', '.join(saw)}: "
+                             f"not held out")
+        if not any(datasets.year_of(s) == year for s in sets):
+            raise ValueError(f"a model is given for {year} but no set of that year is benchmarked")
 
 
 def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: int) -> str:
@@ -268,6 +288,9 @@ def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: i
         lines.append(f"| {k} | {r['threshold']:.4f} | {_pct(r['FMR'])} | {_pct(r['FNMR'])} |")
     ex = results.get("extractor", {})
     lines += ["", f"Minutia detector: {ex.get('detector', '?')}" + (f", model {ex['model']}" if "model" in ex else "") + "."]
+    for year, e in results.get("extractor_by_year", {}).items():
+        lines.append(f"FVC{year} sets: {e.get('detector', '?')}" + (f", model {e['model']}" if "model" in e else "")
+                     + " (trained without that year).")
     if any(r.get("seen_in_training") for r in results["sets"].values()):
         lines += [
             "† The network's training saw this set's images (with the teacher's minutiae, never identities):",

@@ -42,6 +42,12 @@ def dpi_of(name: str) -> int:
     return DPI.get(name, 500)
 
 
+def year_of(name: str) -> str:
+    """The FVC year of a set name ('fvc2004_db2_b' -> '2004'); '' for a set that is not an FVC one."""
+    m = re.match(r"^fvc(\d{4})_", name)
+    return m.group(1) if m else ""
+
+
 def identity(name: str, finger: int) -> tuple[str, int]:
     """One name for a finger that appears in two sets (SAME_FINGER): compare identities, not labels."""
     return SAME_FINGER.get((name, finger), (name, finger))

@@ -61,7 +61,7 @@ def other_years(sets: list[str]) -> dict[str, list[str]]:
     for name in sets:
         if name not in datasets.FVC_SETS:
             raise ValueError(f"--cohort other-years needs FVC sets; {name} is not one")
-        out[name] = [s for s in datasets.FVC_SETS if s[3:7] != name[3:7]]
+        out[name] = [s for s in datasets.FVC_SETS if datasets.year_of(s) != datasets.year_of(name)]
     return out
 
 

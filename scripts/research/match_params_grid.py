@@ -6,7 +6,11 @@ grid of `MatchParams` fields, and for each FVC year picks the setting best on th
 mean all-pairs EER, then reports it on the held-out year: the honest figure for a tuned parameter.
 
     python scripts/research/match_params_grid.py --cache C --condition sensor \
-        --grid '{"max_minutiae": [40, 44, 48, 56, 64], "max_np": [6, 7, 8, 10]}'
+        --grid '{"max_minutiae": [40, 44, 48, 56, 64], "max_np": [6, 7, 8, 10]}' [--table]
+
+With --table each setting also gets a line of its own over all 12 sets: mean all-pairs EER and
+FMR1000, the pooled FNMR at FMR 1e-3 / 1e-4, and the median compare time against the defaults' in
+the same run (the cost side of a speed lever; ratios only on a busy machine).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +57,38 @@ def pooled_fnmr(gen, imp) -> dict[float, float]:
     return {f: 100 * float(np.mean(g < metrics.threshold_at_fmr(i, f))) for f in (1e-3, 1e-4)}
 
 
-def rates(blobs: dict, p: MatchParams) -> dict[str, tuple[float, float]]:
-    """(all-pairs EER, FMR1000) of each set under `p`."""
+def rates(blobs: dict, p: MatchParams, pooled: list | None = None) -> dict[str, tuple[float, float]]:
+    """(all-pairs EER, FMR1000) of each set under `p`; `pooled`, when given, gets every set's genuine and
+    impostor scores and each comparison's ns (templates ready: cylinders and geometry built first)."""
     res = {}
     for name, tb in blobs.items():
         keys = sorted(tb)
         t = [Template.from_bytes(tb[k], params=p) for k in keys]
-        gen, imp = all_pairs([k[0] for k in keys], t, lambda a, b: matcher.compare(a, b, p))
+        for x in t:
+            _ = x.geometry, x.desc_t
+
+        def timed(a, b):
+            t0 = time.perf_counter_ns()
+            v = matcher.compare(a, b, p)
+            if pooled is not None:
+                pooled[2].append(time.perf_counter_ns() - t0)
+            return v
+
+        gen, imp = all_pairs([k[0] for k in keys], t, timed)
+        if pooled is not None:
+            pooled[0].append(gen)
+            pooled[1].append(imp)
         r = metrics.rates(gen, imp)
         res[name] = (r["EER"], r["FMR1000"])
     return res
+
+
+def table_line(label: str, r: dict, pooled: list, base_ns: float | None) -> str:
+    f = pooled_fnmr(np.concatenate(pooled[0]), np.concatenate(pooled[1]))
+    ns = float(np.median(pooled[2]))
+    ratio = f" (x{ns / base_ns:.2f})" if base_ns else ""
+    return (f"{label}: EER {100 * mean(r, YEARS):.2f} %, FMR1000 {100 * mean(r, YEARS, 1):.2f} %, pooled FNMR "
+            f"{f[1e-3]:.2f} / {f[1e-4]:.2f} %, median compare {ns / 1e3:.1f} us{ratio}")
 
 
 def mean(r: dict, years, i: int = 0) -> float:
@@ -73,12 +100,22 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, required=True)
     ap.add_argument("--condition", default="sensor")
     ap.add_argument("--grid", required=True, help="JSON: field -> list of values")
+    ap.add_argument("--table", action="store_true", help="a line a setting: pooled FNMR and compare time too")
     args = ap.parse_args()
     blobs = load(args.cache, args.condition)
     grid = json.loads(args.grid)
     settings = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
-    res = {json.dumps(s): rates(blobs, dataclasses.replace(MatchParams(), **s)) for s in settings}
-    base = rates(blobs, MatchParams())
+    pooled = [[], [], []] if args.table else None
+    base = rates(blobs, MatchParams(), pooled)
+    base_ns = float(np.median(pooled[2])) if pooled else None
+    if pooled:
+        print(table_line("defaults", base, pooled, None), flush=True)
+    res = {}
+    for s in settings:
+        pooled = [[], [], []] if args.table else None
+        res[json.dumps(s)] = rates(blobs, dataclasses.replace(MatchParams(), **s), pooled)
+        if pooled:
+            print(table_line(json.dumps(s), res[json.dumps(s)], pooled, base_ns), flush=True)
     for s, r in res.items():
         print(s, {y: round(100 * mean(r, [y]), 2) for y in YEARS})
     held = []

@@ -49,6 +49,58 @@ def test_accuracy_bench_marks_sets_the_network_saw(datasets_dir, tmp_path):
     assert res["sets"][name]["seen_in_training"] is False and res["extractor"] == {"detector": "skeleton"}
 
 
+@pytest.mark.slow
+@pytest.mark.datasets
+def test_accuracy_bench_takes_a_model_per_held_out_year(datasets_dir, tmp_path):
+    """The held-out protocol in one run: each listed year's sets with its own extractor, one pooled table."""
+    from fpverify.matcher.detectors import SkeletonDetector
+    from fpverify.matcher.params import ExtractionParams
+
+    names = ["fvc2000_db4_b", "fvc2002_db1_b"]
+    res = accuracy.run(datasets_dir, names, "native", tmp_path,
+                       by_year={"2000": ExtractionParams(detector=SkeletonDetector())})
+    # FVC2000 by the classical detector (which saw nothing), FVC2002 by the shipped network (held out)
+    assert res["extractor_by_year"] == {"2000": {"detector": "skeleton"}}
+    assert res["sets"]["fvc2000_db4_b"]["seen_in_training"] is False
+    alone = accuracy.run(datasets_dir, names[:1], "native", tmp_path / "alone",
+                         extraction=ExtractionParams(detector=SkeletonDetector()))
+    assert res["sets"]["fvc2000_db4_b"]["allpairs"] == alone["sets"]["fvc2000_db4_b"]["allpairs"]
+    shipped = accuracy.run(datasets_dir, names[1:], "native", tmp_path / "shipped")
+    assert res["sets"]["fvc2002_db1_b"]["allpairs"] == shipped["sets"]["fvc2002_db1_b"]["allpairs"]
+    report = (tmp_path / "report.md").read_text()
+    assert "FVC2000 sets: skeleton" in report and "†" not in report
+    pooled = json.loads((tmp_path / "thresholds.json").read_text())
+    assert pooled["impostors"] == 2 * 3160 - 2 * 280  # both sets' all-pairs impostors, one pool
+
+
+def test_accuracy_bench_refuses_a_model_that_saw_its_year(tmp_path):
+    """The shipped network was trained on FVC2000: given for 2000 it would be no held-out figure."""
+    from fpverify.matcher.params import ExtractionParams
+
+    with pytest.raises(ValueError, match="trained on fvc2000_db1_b.*not held out"):
+        accuracy.run(tmp_path, ["fvc2000_db1_b"], "native", tmp_path / "out", by_year={"2000": ExtractionParams()})
+    with pytest.raises(ValueError, match="no set of that year"):
+        accuracy.run(tmp_path, ["fvc2000_db1_b"], "native", tmp_path / "out",
+                     by_year={"2002": ExtractionParams()})
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("arg", ["2000", "2000=/no/such/model.onnx"])
+def test_accuracy_cli_held_out_model_bad_argument(tmp_path, arg):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "fpverify", "bench", "accuracy", "--held-out-model", arg,
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert any(line.startswith("error:") and "--held-out-model" in line for line in r.stderr.splitlines()), r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_year_of():
+    assert datasets.year_of("fvc2004_db2_b") == "2004" and datasets.year_of("upek_16x8") == ""
+
+
 def test_sensor_condition_shape_and_depth():
     rng = np.random.default_rng(0)
     img = np.full((480, 640), 230, np.uint8)
