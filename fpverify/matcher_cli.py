@@ -40,6 +40,30 @@ def _detector(name: str, model: Path | None):
     return kinds[name](model=str(model) if model else "")
 
 
+HELD_OUT_OPTION = typer.Option(
+    [], "--held-out-model", metavar="YEAR=FILE",
+    help="this FVC year's sets with this model, trained without the year (repeat per year: the held-out "
+         "protocol in one run; the other years use the default model)",
+)
+
+
+def _held_out_models(items: list[str], detector: str = "fused") -> dict:
+    """--held-out-model YEAR=FILE options as {year: ExtractionParams}; exit 2 on a malformed one."""
+    from fpverify.matcher.params import ExtractionParams
+
+    by_year = {}
+    for item in items:
+        year, sep, path = item.partition("=")
+        if not sep or not path or year.strip() in by_year:
+            typer.echo(f"error: --held-out-model wants YEAR=FILE, once a year; got {item!r}", err=True)
+            raise typer.Exit(2)
+        if not Path(path).is_file():
+            typer.echo(f"error: --held-out-model {item}: no such file", err=True)
+            raise typer.Exit(2)
+        by_year[year.strip()] = ExtractionParams(detector=_detector(detector, Path(path)))
+    return by_year
+
+
 def _read_image(path: Path):
     """The file as a greyscale array; a clear error (exit 2) for a missing, unreadable or non-image file."""
     import numpy as np
@@ -127,11 +151,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
         detector: str = typer.Option("fused", help="minutia detector: fused | learned | skeleton"),
         model: Path | None = typer.Option(None, dir_okay=False, help="ONNX minutia model (default: the shipped one)"),
-        held_out_model: list[str] = typer.Option(
-            [], "--held-out-model", metavar="YEAR=FILE",
-            help="this FVC year's sets with this model, trained without the year (repeat per year: the "
-                 "held-out protocol in one run; the other years use --model)",
-        ),
+        held_out_model: list[str] = HELD_OUT_OPTION,
     ) -> None:
         """FVC accuracy: EER, FMR100, FMR1000, ZeroFMR, FTE per set; report.md and det.png."""
         from fpverify.bench import accuracy as acc
@@ -141,16 +161,7 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
             typer.echo("error: --condition must be native or sensor", err=True)
             raise typer.Exit(2)
         params = ExtractionParams(detector=_detector(detector, model))
-        by_year = {}
-        for item in held_out_model:
-            year, sep, path = item.partition("=")
-            if not sep or not path or year.strip() in by_year:
-                typer.echo(f"error: --held-out-model wants YEAR=FILE, once a year; got {item!r}", err=True)
-                raise typer.Exit(2)
-            if not Path(path).is_file():
-                typer.echo(f"error: --held-out-model {item}: no such file", err=True)
-                raise typer.Exit(2)
-            by_year[year.strip()] = ExtractionParams(detector=_detector(detector, Path(path)))
+        by_year = _held_out_models(held_out_model, detector)
         names = _set_names(datasets, sets)
         try:
             res = acc.run(datasets, names, condition, out, cache=cache, extraction=params, by_year=by_year)
@@ -175,17 +186,19 @@ def register(app: typer.Typer, bench: typer.Typer) -> None:
         out: Path = typer.Option(Path("bench-out/desk"), "--out"),
         cache: Path | None = typer.Option(None, help="template cache folder (keep it outside the repo)"),
         cohort: str = typer.Option("none", help="none | other-years (impostor-cohort normalisation)"),
+        held_out_model: list[str] = HELD_OUT_OPTION,
     ) -> None:
         """Decisions as the station makes them: FMR, FNMR, FNMR after one retry at each operating point."""
         from fpverify.bench import desk as dk
 
+        by_year = _held_out_models(held_out_model)
         names = _set_names(datasets, sets)
         try:
             if cohort not in ("none", "other-years"):
                 raise ValueError("--cohort must be none or other-years")
             groups = dk.other_years(names) if cohort == "other-years" else None
             res = dk.run(datasets, names, condition, out, enroll=enroll, cache=cache, cohort=groups,
-                         fingers_per_card=fingers)
+                         fingers_per_card=fingers, by_year=by_year)
         except (FileNotFoundError, ValueError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e

@@ -176,7 +176,7 @@ def run(
     results: dict = {"extractor": describe_extractor(extraction), "sets": {}}
     if by_year:
         results["extractor_by_year"] = {y: describe_extractor(p) for y, p in sorted(by_year.items())}
-        _check_held_out(results["extractor_by_year"], sets)
+        check_held_out(results["extractor_by_year"], sets)
     out.mkdir(parents=True, exist_ok=True)
     all_scores: dict[str, SetScores] = {}
     with Progress(
@@ -231,7 +231,7 @@ def describe_extractor(extraction: ExtractionParams) -> dict:
     return extraction.detector.describe()
 
 
-def _check_held_out(by_year: dict[str, dict], sets: list[str]) -> None:
+def check_held_out(by_year: dict[str, dict], sets: list[str]) -> None:
     """A model given for a year must not have seen that year's sets: else it is no held-out figure."""
     for year, ex in by_year.items():
         if not year.isdigit() or len(year) != 4:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets, metrics
-from fpverify.bench.accuracy import extract_all
+from fpverify.bench.accuracy import check_held_out, extract_all
 from fpverify.matcher import decision
 from fpverify.matcher.decision import empirical_threshold, point_rate
 from fpverify.matcher.params import ExtractionParams
@@ -244,9 +244,12 @@ def run(
     cohort: dict[str, list[str]] | None = None,
     min_cohort: int = decision.MIN_COHORT,
     fingers_per_card: int = 1,
+    by_year: dict[str, ExtractionParams] | None = None,
 ) -> dict:
     """`cohort` (set -> the sets whose presses normalise its cards, e.g. other_years): the normalised
-    decision (module docstring); None: the raw best-of-n decision."""
+    decision (module docstring); None: the raw best-of-n decision. `by_year`: each listed FVC year's
+    presses (cards and cohort alike) extracted with its own parameters, a network trained without that
+    year (as `accuracy.run`)."""
     from fpverify import matcher
 
     if condition not in ("native", "sensor"):
@@ -255,8 +258,11 @@ def run(
         raise ValueError("--enroll must be at least 1")
     if fingers_per_card < 1:
         raise ValueError("--fingers must be at least 1")
-    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     extraction = extraction or ExtractionParams()
+    by_year = by_year or {}
+    if by_year:
+        check_held_out({y: p.detector.describe() for y, p in by_year.items()}, sets)
+    out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     loaded: dict[str, dict] = {}
 
     def load(name: str) -> dict:
@@ -265,7 +271,8 @@ def run(
             presses = max(k[1] for k in images)
             if name in sets and presses <= enroll + 1:
                 raise ValueError(f"{name}: {presses} presses a finger leave no retry after enrolling {enroll}")
-            loaded[name], _, _ = extract_all(images, dpi, cache, f"{name}-{condition}", lambda: None, extraction)
+            params = by_year.get(datasets.year_of(name), extraction)
+            loaded[name], _, _ = extract_all(images, dpi, cache, f"{name}-{condition}", lambda: None, params)
         return loaded[name]
 
     templates = {name: load(name) for name in sets}
@@ -291,6 +298,7 @@ def run(
         "fingers_per_card": fingers_per_card,
         "cohort": None if cohort is None else {n: sorted(c) for n, c in cohort.items()},
         "extractor": extraction.detector.describe(),
+        **({"extractor_by_year": {y: p.detector.describe() for y, p in sorted(by_year.items())}} if by_year else {}),
         "thresholds": {
             p: {str(n): threshold(p, int(n)) for n in sorted(set(f.card_n.tolist()))} for p in points
         },
@@ -345,6 +353,9 @@ def report(res: dict) -> str:
         "(Clopper-Pearson); '~' marks an estimate (fewer than",
         f"10 / rate impostor decisions). {res['comparisons']} comparisons; detector {ex['detector']}{model}.",
     ]
+    for year, e in res.get("extractor_by_year", {}).items():
+        lines.append(f"FVC{year} presses: detector {e['detector']}" + (f", model {e['model']}" if "model" in e else "")
+                     + " (trained without that year).")
     if res["unenrolled_fingers"]:
         lines.append(f"{res['unenrolled_fingers']} fingers had no usable enrollment press and are left out.")
     for point, by_n in res["thresholds"].items():

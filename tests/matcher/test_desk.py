@@ -215,6 +215,31 @@ def test_calibration_normalises_each_template_by_another_years_presses(synthetic
     assert z.keys == a.keys and a.S is not z.S
 
 
+@pytest.mark.slow
+def test_desk_extracts_each_held_out_year_with_its_own_model(synthetic_sets, tmp_path):
+    """--held-out-model: a year's presses (cards and probes) come from that year's extractor; the
+    shipped network, which saw FVC2000, is refused for 2000."""
+    from fpverify.matcher.detectors import SkeletonDetector
+    from fpverify.matcher.params import ExtractionParams
+
+    root = tmp_path / "sets"
+    root.mkdir()
+    for src, name in (("synth_a", "fvc2000_db9_b"), ("synth_b", "fvc2002_db9_b")):
+        (root / name).symlink_to(synthetic_sets / src, target_is_directory=True)
+    skeleton = ExtractionParams(detector=SkeletonDetector())
+    both = desk.run(root, ["fvc2000_db9_b", "fvc2002_db9_b"], "native", tmp_path / "both", enroll=ENROLL,
+                    by_year={"2000": skeleton})
+    assert both["extractor_by_year"] == {"2000": {"detector": "skeleton"}}
+    alone = desk.run(root, ["fvc2000_db9_b"], "native", tmp_path / "alone", enroll=ENROLL, extraction=skeleton)
+    shipped = desk.run(root, ["fvc2002_db9_b"], "native", tmp_path / "shipped", enroll=ENROLL)
+    assert both["sets"]["fvc2000_db9_b"] == alone["sets"]["fvc2000_db9_b"]
+    assert both["sets"]["fvc2002_db9_b"] == shipped["sets"]["fvc2002_db9_b"]
+    assert "FVC2000 presses: detector skeleton" in (tmp_path / "both" / "report.md").read_text()
+    with pytest.raises(ValueError, match="not held out"):
+        desk.run(root, ["fvc2000_db9_b"], "native", tmp_path / "no", enroll=ENROLL, by_year={"2000": ExtractionParams()})
+    assert not (tmp_path / "no").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -227,6 +252,8 @@ def test_calibration_normalises_each_template_by_another_years_presses(synthetic
         (["desk", "--cohort", "other-years"], "needs FVC sets"),
         (["calibrate", "--cohort", "magic"], "--cohort none or other-years"),
         (["accuracy", "--detector", "magic"], "--detector must be one of fused, learned, skeleton"),
+        (["desk", "--held-out-model", "2000"], "--held-out-model wants YEAR=FILE"),
+        (["accuracy", "--held-out-model", "2000=/no/such.onnx"], "no such file"),
     ],
 )
 def test_bench_commands_refuse_bad_input_clearly(synthetic_sets, tmp_path, args, message):
