@@ -6,9 +6,9 @@ see exactly the same thing. Training is CenterNet-style on the STRIDE grid: a fo
 heat map, L1 on the sub-cell offset, L2 on the direction's (cos, sin), BCE on the minutia type;
 random crops and the 8 flips/transposes of the square (angles transformed with them) for augmentation.
 
-Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3.5 minutes for 3000 steps
-on one core, four times that for the default 12,000 (better native and at low FMR held out, not in
-sensor EER: docs/matcher.md). The result
+Needs PyTorch (`pip install 'fpverify[train]'`); a CPU is enough: about 3.5 minutes for the default
+3000 steps (the shipped network's recipe) on one core, four times that for 12,000 (better native and
+at low FMR held out, worse in sensor EER and at the desk: docs/matcher.md). The result
 is an ONNX file and its int8 copy (`quantize`, M-int8.onnx), which onnxruntime runs on the station;
 the trainer writes which sets it saw into their metadata so that benchmarks can tell held-out sets
 from seen ones. `fpverify train quantize` makes the int8 copy of an existing model.
