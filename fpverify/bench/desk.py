@@ -261,7 +261,8 @@ def run(
     extraction = extraction or ExtractionParams()
     by_year = by_year or {}
     if by_year:
-        check_held_out({y: p.detector.describe() for y, p in by_year.items()}, sets)
+        used = sorted({*sets, *(c for cs in (cohort or {}).values() for c in cs)})  # the cohort's presses too
+        check_held_out({y: p.detector.describe() for y, p in by_year.items()}, used)
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     loaded: dict[str, dict] = {}
 

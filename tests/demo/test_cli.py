@@ -59,8 +59,11 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
 
     cmd = [sys.executable, "-m", "fpverify", "demo", "--broker", "mosquitto", "--port", str(free_port()),
            "--data-dir", str(data)]
+    # its own group with Ctrl-C's default action, as a terminal gives a job: a test run started in the
+    # background of a script (`pytest &`) inherits SIGINT ignored, which no terminal job has
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own group, as a terminal gives a job
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
     try:
         for line in proc.stdout:

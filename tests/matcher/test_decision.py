@@ -33,6 +33,21 @@ def test_shipped_calibration_is_ordered():
     assert 0 < t[0] < t[1] < t[2] < 1 and 0 < matcher.TAIL_SCALE < 0.1
 
 
+def test_the_shipped_thresholds_belong_to_the_shipped_network():
+    """Replacing the network without refitting the thresholds would silently change every promised
+    rate (a retrained network's impostor tail is heavier): the two change together or CI fails."""
+    import hashlib
+    from importlib import resources
+
+    from fpverify.matcher import learned
+
+    model = resources.files("fpverify.matcher.models").joinpath(learned.SHIPPED).read_bytes()
+    assert hashlib.sha256(model).hexdigest() == matcher.THRESHOLDS_MODEL_SHA256, (
+        "the shipped minutia network changed: refit matcher.THRESHOLDS / decision.COHORT_THRESHOLDS on its "
+        "templates (fpverify bench calibrate, docs/matcher.md), then update THRESHOLDS_MODEL_SHA256"
+    )
+
+
 @pytest.mark.parametrize("correlated", [False, True])
 def test_fitted_threshold_keeps_the_rate_for_every_template_count(correlated):
     """Fit on one-comparison impostors, then decide best-of-n on fresh ones: FMR stays within the rate.
