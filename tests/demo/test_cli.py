@@ -59,11 +59,11 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path):
 
     cmd = [sys.executable, "-m", "fpverify", "demo", "--broker", "mosquitto", "--port", str(free_port()),
            "--data-dir", str(data)]
-    # its own group with Ctrl-C's default action, as a terminal gives a job: a test run started in the
-    # background of a script (`pytest &`) inherits SIGINT ignored, which no terminal job has
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # Ctrl-C's default action, as a terminal job has: a test run started in a script's background
+    # (`pytest &`) would pass SIGINT on ignored. Reset, then exec the demo (the reset survives exec).
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", reset, *cmd], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # its own group, as a terminal gives a job
     lines: list[str] = []
     try:
         for line in proc.stdout:
