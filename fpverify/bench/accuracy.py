@@ -175,8 +175,7 @@ def run(
     by_year = by_year or {}
     results: dict = {"extractor": describe_extractor(extraction), "sets": {}}
     if by_year:
-        results["extractor_by_year"] = {y: describe_extractor(p) for y, p in sorted(by_year.items())}
-        check_held_out(results["extractor_by_year"], sets)
+        results["extractor_by_year"] = held_out_extractors(by_year, sets)
     out.mkdir(parents=True, exist_ok=True)
     all_scores: dict[str, SetScores] = {}
     with Progress(
@@ -196,7 +195,8 @@ def run(
             s.extract_ms = times
             all_scores[name] = s
             results["sets"][name] = summarise(name, s)
-            results["sets"][name]["seen_in_training"] = name in describe_extractor(params).get("training_sets", [])
+            ex = results.get("extractor_by_year", {}).get(datasets.year_of(name), results["extractor"])
+            results["sets"][name]["seen_in_training"] = name in ex.get("training_sets", [])
             progress.remove_task(task)
             progress.advance(overall)
 
@@ -231,9 +231,11 @@ def describe_extractor(extraction: ExtractionParams) -> dict:
     return extraction.detector.describe()
 
 
-def check_held_out(by_year: dict[str, dict], sets: list[str]) -> None:
-    """A model given for a year must not have seen that year's sets: else it is no held-out figure."""
-    for year, ex in by_year.items():
+def held_out_extractors(by_year: dict[str, ExtractionParams], sets: list[str]) -> dict[str, dict]:
+    """Each year's extractor as reports describe it, once checked: its model must not have seen that
+    year's sets (else no figure would be held out), and the run must use a set of that year."""
+    described = {y: describe_extractor(p) for y, p in sorted(by_year.items())}
+    for year, ex in described.items():
         if not year.isdigit() or len(year) != 4:
             raise ValueError(f"held-out year {year!r} is not an FVC year such as 2000")
         saw = sorted(s for s in ex.get("training_sets", []) if datasets.year_of(s) == year)
@@ -242,6 +244,13 @@ def check_held_out(by_year: dict[str, dict], sets: list[str]) -> None:
                              f"not held out")
         if not any(datasets.year_of(s) == year for s in sets):
             raise ValueError(f"a model is given for {year} but no set of that year is benchmarked")
+    return described
+
+
+def held_out_lines(described: dict[str, dict], what: str) -> list[str]:
+    """Report lines naming each held-out year's extractor; `what` follows the year ("sets: ")."""
+    return [f"FVC{year} {what}{e.get('detector', '?')}" + (f", model {e['model']}" if "model" in e else "")
+            + " (trained without that year)." for year, e in described.items()]
 
 
 def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: int) -> str:
@@ -288,9 +297,7 @@ def report(results: dict, condition: str, thresholds: dict, n_imp: int, n_gen: i
         lines.append(f"| {k} | {r['threshold']:.4f} | {_pct(r['FMR'])} | {_pct(r['FNMR'])} |")
     ex = results.get("extractor", {})
     lines += ["", f"Minutia detector: {ex.get('detector', '?')}" + (f", model {ex['model']}" if "model" in ex else "") + "."]
-    for year, e in results.get("extractor_by_year", {}).items():
-        lines.append(f"FVC{year} sets: {e.get('detector', '?')}" + (f", model {e['model']}" if "model" in e else "")
-                     + " (trained without that year).")
+    lines += held_out_lines(results.get("extractor_by_year", {}), "sets: ")
     if any(r.get("seen_in_training") for r in results["sets"].values()):
         lines += [
             "† The network's training saw this set's images (with the teacher's minutiae, never identities):",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets, metrics
-from fpverify.bench.accuracy import check_held_out, extract_all
+from fpverify.bench.accuracy import extract_all, held_out_extractors, held_out_lines
 from fpverify.matcher import decision
 from fpverify.matcher.params import ExtractionParams
 
@@ -169,8 +169,7 @@ def run(
     without that year (as `accuracy.run`): the fit then sees every year as the field sees a network."""
     extraction = extraction or ExtractionParams()
     by_year = by_year or {}
-    if by_year:
-        check_held_out({y: p.detector.describe() for y, p in by_year.items()}, list(datasets.FVC_SETS))
+    held = held_out_extractors(by_year, list(datasets.FVC_SETS))
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     years: dict[str, Year] = {}
     for y in ("2000", "2002", "2004"):
@@ -201,7 +200,7 @@ def run(
         "enroll": enroll,
         "cohort": "other-years" if cohort else None,
         "extractor": extraction.detector.describe(),
-        **({"extractor_by_year": {y: p.detector.describe() for y, p in sorted(by_year.items())}} if by_year else {}),
+        **({"extractor_by_year": held} if held else {}),
         "fit": {
             "THRESHOLDS": thresholds,
             "TAIL_SCALE": scale,
@@ -233,8 +232,7 @@ def report(res: dict) -> str:
         + ", ".join(f"{p} {t:.4f}" for p, t in f["THRESHOLDS"].items())
         + f", TAIL_SCALE {f['TAIL_SCALE']:.4f}.",
         "",
-        *(f"FVC{y} presses: detector {e['detector']}" + (f", model {e['model']}" if "model" in e else "")
-          + " (trained without that year)." for y, e in res.get("extractor_by_year", {}).items()),
+        *held_out_lines(res.get("extractor_by_year", {}), "presses: detector "),
         "",
         "## Leave one FVC year out",
         "",

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fpverify.bench import datasets, metrics
-from fpverify.bench.accuracy import check_held_out, extract_all
+from fpverify.bench.accuracy import extract_all, held_out_extractors, held_out_lines
 from fpverify.matcher import decision
 from fpverify.matcher.decision import empirical_threshold, point_rate
 from fpverify.matcher.params import ExtractionParams
@@ -260,9 +260,8 @@ def run(
         raise ValueError("--fingers must be at least 1")
     extraction = extraction or ExtractionParams()
     by_year = by_year or {}
-    if by_year:
-        used = sorted({*sets, *(c for cs in (cohort or {}).values() for c in cs)})  # the cohort's presses too
-        check_held_out({y: p.detector.describe() for y, p in by_year.items()}, used)
+    used = sorted({*sets, *(c for cs in (cohort or {}).values() for c in cs)})  # the cohort's presses too
+    held = held_out_extractors(by_year, used)
     out.mkdir(parents=True, exist_ok=True)  # before the work: an unwritable --out fails at once
     loaded: dict[str, dict] = {}
 
@@ -299,7 +298,7 @@ def run(
         "fingers_per_card": fingers_per_card,
         "cohort": None if cohort is None else {n: sorted(c) for n, c in cohort.items()},
         "extractor": extraction.detector.describe(),
-        **({"extractor_by_year": {y: p.detector.describe() for y, p in sorted(by_year.items())}} if by_year else {}),
+        **({"extractor_by_year": held} if held else {}),
         "thresholds": {
             p: {str(n): threshold(p, int(n)) for n in sorted(set(f.card_n.tolist()))} for p in points
         },
@@ -354,9 +353,7 @@ def report(res: dict) -> str:
         "(Clopper-Pearson); '~' marks an estimate (fewer than",
         f"10 / rate impostor decisions). {res['comparisons']} comparisons; detector {ex['detector']}{model}.",
     ]
-    for year, e in res.get("extractor_by_year", {}).items():
-        lines.append(f"FVC{year} presses: detector {e['detector']}" + (f", model {e['model']}" if "model" in e else "")
-                     + " (trained without that year).")
+    lines += held_out_lines(res.get("extractor_by_year", {}), "presses: detector ")
     if res["unenrolled_fingers"]:
         lines.append(f"{res['unenrolled_fingers']} fingers had no usable enrollment press and are left out.")
     for point, by_n in res["thresholds"].items():

@@ -57,9 +57,18 @@ def pooled_fnmr(gen, imp) -> dict[float, float]:
     return {f: 100 * float(np.mean(g < metrics.threshold_at_fmr(i, f))) for f in (1e-3, 1e-4)}
 
 
-def rates(blobs: dict, p: MatchParams, pooled: list | None = None) -> dict[str, tuple[float, float]]:
-    """(all-pairs EER, FMR1000) of each set under `p`; `pooled`, when given, gets every set's genuine and
-    impostor scores and each comparison's ns (templates ready: cylinders and geometry built first)."""
+@dataclasses.dataclass
+class Pooled:
+    """Every set's genuine and impostor scores and each comparison's time (--table)."""
+
+    gen: list = dataclasses.field(default_factory=list)
+    imp: list = dataclasses.field(default_factory=list)
+    ns: list = dataclasses.field(default_factory=list)
+
+
+def rates(blobs: dict, p: MatchParams, pooled: Pooled | None = None) -> dict[str, tuple[float, float]]:
+    """(all-pairs EER, FMR1000) of each set under `p`; `pooled`, when given, collects the scores and
+    each comparison's time (templates ready: cylinders and geometry built first)."""
     res = {}
     for name, tb in blobs.items():
         keys = sorted(tb)
@@ -71,21 +80,21 @@ def rates(blobs: dict, p: MatchParams, pooled: list | None = None) -> dict[str, 
             t0 = time.perf_counter_ns()
             v = matcher.compare(a, b, p)
             if pooled is not None:
-                pooled[2].append(time.perf_counter_ns() - t0)
+                pooled.ns.append(time.perf_counter_ns() - t0)
             return v
 
         gen, imp = all_pairs([k[0] for k in keys], t, timed)
         if pooled is not None:
-            pooled[0].append(gen)
-            pooled[1].append(imp)
+            pooled.gen.append(gen)
+            pooled.imp.append(imp)
         r = metrics.rates(gen, imp)
         res[name] = (r["EER"], r["FMR1000"])
     return res
 
 
-def table_line(label: str, r: dict, pooled: list, base_ns: float | None) -> str:
-    f = pooled_fnmr(np.concatenate(pooled[0]), np.concatenate(pooled[1]))
-    ns = float(np.median(pooled[2]))
+def table_line(label: str, r: dict, pooled: Pooled, base_ns: float | None) -> str:
+    f = pooled_fnmr(np.concatenate(pooled.gen), np.concatenate(pooled.imp))
+    ns = float(np.median(pooled.ns))
     ratio = f" (x{ns / base_ns:.2f})" if base_ns else ""
     return (f"{label}: EER {100 * mean(r, YEARS):.2f} %, FMR1000 {100 * mean(r, YEARS, 1):.2f} %, pooled FNMR "
             f"{f[1e-3]:.2f} / {f[1e-4]:.2f} %, median compare {ns / 1e3:.1f} us{ratio}")
@@ -105,17 +114,17 @@ def main() -> None:
     blobs = load(args.cache, args.condition)
     grid = json.loads(args.grid)
     settings = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
-    pooled = [[], [], []] if args.table else None
+    pooled = Pooled() if args.table else None
     base = rates(blobs, MatchParams(), pooled)
-    base_ns = float(np.median(pooled[2])) if pooled else None
+    base_ns = float(np.median(pooled.ns)) if pooled else None
     if pooled:
         print(table_line("defaults", base, pooled, None), flush=True)
     res = {}
     for s in settings:
-        pooled = [[], [], []] if args.table else None
-        res[json.dumps(s)] = rates(blobs, dataclasses.replace(MatchParams(), **s), pooled)
+        key, pooled = json.dumps(s), Pooled() if args.table else None
+        res[key] = rates(blobs, dataclasses.replace(MatchParams(), **s), pooled)
         if pooled:
-            print(table_line(json.dumps(s), res[json.dumps(s)], pooled, base_ns), flush=True)
+            print(table_line(key, res[key], pooled, base_ns), flush=True)
     for s, r in res.items():
         print(s, {y: round(100 * mean(r, [y]), 2) for y in YEARS})
     held = []
